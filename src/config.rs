@@ -1,0 +1,131 @@
+//! Settings shared by the tower services, and the rejection responses.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{header, request::Parts, HeaderValue, Method, Response, StatusCode};
+
+use crate::{
+    body::Accumulator,
+    error::{ErrorKind, VerifyError},
+    signature::Signature,
+    verify::Verifier,
+};
+
+/// Builds the response for a refused delivery.
+pub(crate) type Responder = Arc<dyn Fn(&VerifyError) -> Response<Bytes> + Send + Sync>;
+
+/// The default body limit: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The default deadline for the whole body to arrive: 10 seconds.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default `Retry-After` of a 503 when the hand-off is full or closed: 5 seconds.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) verifier: Verifier,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) body_timeout: Duration,
+    pub(crate) retry_after: Duration,
+    pub(crate) responder: Responder,
+}
+
+impl Config {
+    pub(crate) fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            retry_after: DEFAULT_RETRY_AFTER,
+            responder: Arc::new(default_rejection),
+        }
+    }
+
+    /// Checks everything that can be checked before reading the body: method, declared
+    /// length and signature header.
+    pub(crate) fn start(&self, parts: &Parts) -> Result<Accumulator, VerifyError> {
+        if parts.method != Method::POST {
+            return Err(VerifyError::new(
+                ErrorKind::MethodNotAllowed,
+                "webhooks are delivered with POST",
+            ));
+        }
+        let declared = declared_length(parts);
+        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+            return Err(VerifyError::new(
+                ErrorKind::BodyTooLarge,
+                "declared body length is larger than the configured limit",
+            ));
+        }
+        let signature = Signature::from_headers(&parts.headers)?;
+        let verification = self.verifier.begin(signature);
+        Ok(Accumulator::new(
+            verification,
+            self.max_body_bytes,
+            declared,
+        ))
+    }
+
+    /// Logs why a delivery was refused and builds the response.
+    pub(crate) fn reject(&self, error: &VerifyError) -> Response<Bytes> {
+        tracing::warn!(
+            kind = error.kind().as_str(),
+            status = error.status().as_u16(),
+            reason = error.reason(),
+            "webhook rejected"
+        );
+        (self.responder)(error)
+    }
+
+    pub(crate) fn retry_after_header(&self) -> HeaderValue {
+        HeaderValue::from(self.retry_after.as_secs().max(1))
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("verifier", &self.verifier)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout", &self.body_timeout)
+            .field("retry_after", &self.retry_after)
+            .finish_non_exhaustive()
+    }
+}
+
+fn declared_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// The default response to a refused delivery: the kind's status and the reason as plain text,
+/// `Allow: POST` on 405 and `Connection: close` when the body was not read to its end.
+#[must_use]
+pub fn default_rejection(error: &VerifyError) -> Response<Bytes> {
+    let mut response = text_response(error.status(), error.reason());
+    let headers = response.headers_mut();
+    match error.kind() {
+        ErrorKind::MethodNotAllowed => {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        ErrorKind::BodyTooLarge | ErrorKind::BodyTimeout | ErrorKind::BodyRead => {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        _ => {}
+    }
+    response
+}
+
+pub(crate) fn text_response(status: StatusCode, text: &'static str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from_static(text.as_bytes()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,50 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod delivery;
+mod error;
+pub mod event;
+mod secret;
+mod sign;
+mod signature;
+mod verify;
+
+#[cfg(feature = "tower")]
+mod background;
+#[cfg(feature = "tower")]
+mod body;
+#[cfg(feature = "tower")]
+mod config;
+#[cfg(feature = "tower")]
+mod future;
+#[cfg(feature = "tower")]
+mod handoff;
+#[cfg(feature = "tower")]
+mod layer;
+#[cfg(feature = "tower")]
+mod service;
+
+pub use delivery::Delivery;
+pub use error::{BoxError, ConfigError, ErrorKind, VerifyError};
+pub use event::{Envelope, Event};
+pub use secret::Secret;
+pub use sign::{sign, sign_raw};
+pub use signature::{
+    Signature, EVENT_HEADER, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, WEBHOOK_EVENT_HEADER,
+};
+pub use verify::{Verification, Verified, Verifier};
+
+#[cfg(feature = "tower")]
+pub use background::{Background, BackgroundLayer, Job, Worker, WorkerHandle, WorkerReport};
+#[cfg(feature = "tower")]
+pub use config::{
+    default_rejection, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER,
+};
+#[cfg(feature = "tower")]
+pub use future::ResponseFuture;
+#[cfg(feature = "tower")]
+pub use handoff::{HandOff, Handoff, HandoffError, HandoffFuture};
+#[cfg(feature = "tower")]
+pub use layer::{ChannelService, VerifyLayer};
+#[cfg(feature = "tower")]
+pub use service::Verify;
