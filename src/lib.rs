@@ -15,6 +15,8 @@ mod background;
 mod body;
 #[cfg(feature = "tower")]
 mod config;
+#[cfg(feature = "axum")]
+mod extract;
 #[cfg(feature = "tower")]
 mod future;
 #[cfg(feature = "tower")]
@@ -40,6 +42,8 @@ pub use background::{Background, BackgroundLayer, Job, Worker, WorkerHandle, Wor
 pub use config::{
     default_rejection, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER,
 };
+#[cfg(feature = "axum")]
+pub use extract::{Webhook, WebhookRejection};
 #[cfg(feature = "tower")]
 pub use future::ResponseFuture;
 #[cfg(feature = "tower")]
