@@ -37,15 +37,20 @@ fn run_command(program: &str, script: &str, signature: &str) -> std::process::Ou
         &body_file,
         br#"{"data":{"id":"ord_1"},"event":"order_status_update"}"#,
     )
-    .unwrap();
+    .expect("write the body file");
     Command::new(program)
-        .args([script, "s3cr3t", body_file.to_str().unwrap(), signature])
+        .args([
+            script,
+            "s3cr3t",
+            body_file.to_str().expect("a UTF-8 temporary path"),
+            signature,
+        ])
         .output()
-        .unwrap()
+        .expect("run the snippet")
 }
 
 fn assert_command_mode(program: &str, script: &str) {
-    let secret = printone_webhooks::Secret::new("s3cr3t").unwrap();
+    let secret = printone_webhooks::Secret::new("s3cr3t").expect("a non-empty secret");
     let body = br#"{"data":{"id":"ord_1"},"event":"order_status_update"}"#;
     let valid = printone_webhooks::sign(&secret, body);
 
