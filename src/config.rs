@@ -6,8 +6,11 @@ use bytes::Bytes;
 use http::{header, request::Parts, HeaderValue, Method, Response, StatusCode};
 
 use crate::{
+    acknowledge::Acknowledger,
     body::Accumulator,
+    dedupe::MemoryStore,
     error::{ErrorKind, VerifyError},
+    metrics::Metrics,
     signature::Signature,
     verify::Verifier,
 };
@@ -29,6 +32,7 @@ pub(crate) struct Config {
     pub(crate) body_timeout: Duration,
     pub(crate) retry_after: Duration,
     pub(crate) responder: Responder,
+    pub(crate) acknowledger: Acknowledger,
 }
 
 impl Config {
@@ -39,6 +43,10 @@ impl Config {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             retry_after: DEFAULT_RETRY_AFTER,
             responder: Arc::new(default_rejection),
+            acknowledger: Acknowledger {
+                dedupe: Some(Arc::new(MemoryStore::default())),
+                metrics: Metrics::new(),
+            },
         }
     }
 
@@ -69,6 +77,7 @@ impl Config {
 
     /// Logs why a delivery was refused and builds the response.
     pub(crate) fn reject(&self, error: &VerifyError) -> Response<Bytes> {
+        self.acknowledger.metrics.rejected(error.kind());
         tracing::warn!(
             kind = error.kind().as_str(),
             status = error.status().as_u16(),
@@ -90,6 +99,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_timeout", &self.body_timeout)
             .field("retry_after", &self.retry_after)
+            .field("acknowledger", &self.acknowledger)
             .finish_non_exhaustive()
     }
 }

@@ -131,20 +131,25 @@ impl fmt::Debug for Delivery {
     }
 }
 
+/// A verified delivery of `body` with `headers`, for unit tests.
+#[cfg(test)]
+pub(crate) fn verified(body: &'static [u8], headers: &HeaderMap) -> Delivery {
+    let secret = crate::Secret::new("s3cr3t").expect("not empty");
+    let signature = crate::sign_raw(&secret, body);
+    let verified = crate::Verifier::new(secret)
+        .verify_signature(signature, body)
+        .expect("signed with the same secret");
+    Delivery::new(Bytes::from_static(body), verified, headers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{sign_raw, Secret, Verifier};
 
     const BODY: &[u8] = br#"{"data":{"id":"ord_42","status":"order_created"},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
 
     fn delivery(body: &'static [u8], headers: &HeaderMap) -> Delivery {
-        let secret = Secret::new("s3cr3t").unwrap();
-        let signature = sign_raw(&secret, body);
-        let verified = Verifier::new(secret)
-            .verify_signature(signature, body)
-            .unwrap();
-        Delivery::new(Bytes::from_static(body), verified, headers)
+        verified(body, headers)
     }
 
     #[test]

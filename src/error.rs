@@ -49,6 +49,9 @@ pub enum ErrorKind {
     BodyTimeout,
     /// Reading the body failed, for example because the client went away (400).
     BodyRead,
+    /// The optional freshness check is on and the signed `created_at` is too old, too far in
+    /// the future, or missing (422).
+    Stale,
 }
 
 impl ErrorKind {
@@ -64,6 +67,7 @@ impl ErrorKind {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyRead => StatusCode::BAD_REQUEST,
+            Self::Stale => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -79,6 +83,7 @@ impl ErrorKind {
             Self::BodyTooLarge => "body_too_large",
             Self::BodyTimeout => "body_timeout",
             Self::BodyRead => "body_read",
+            Self::Stale => "stale",
         }
     }
 
@@ -176,6 +181,7 @@ mod tests {
         assert_eq!(ErrorKind::BodyTooLarge.status(), 413);
         assert_eq!(ErrorKind::BodyTimeout.status(), 408);
         assert_eq!(ErrorKind::BodyRead.status(), 400);
+        assert_eq!(ErrorKind::Stale.status(), 422);
         assert!(!ErrorKind::BodyTooLarge.is_authentication());
     }
 

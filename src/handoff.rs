@@ -4,16 +4,22 @@ use std::{
     convert::Infallible,
     future::{ready, Future},
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use tokio::sync::mpsc;
 use tower_service::Service;
 
-use crate::{config::text_response, delivery::Delivery, error::BoxError};
+use crate::{
+    acknowledge::Acknowledgement,
+    config::{text_response, Config},
+    delivery::Delivery,
+    error::BoxError,
+};
 
 /// Takes ownership of a verified item (a [`Delivery`], or a background [`Job`](crate::Job))
 /// so that it is processed after the response.
@@ -75,21 +81,18 @@ pub type HandoffFuture =
 /// [`VerifyLayer::hand_off_to`](crate::VerifyLayer::hand_off_to) and
 /// [`VerifyLayer::channel`](crate::VerifyLayer::channel).
 ///
-/// It answers 200 once the delivery is handed over, 503 with `Retry-After` when it was not,
-/// and 500 when no verified delivery is attached (the service is used without
-/// [`Verify`](crate::Verify) in front of it).
+/// It answers 200 once the delivery is handed over (or was handed over before: a re-delivery),
+/// 503 with `Retry-After` when it was not, and 500 when no verified delivery is attached (the
+/// service is used without [`Verify`](crate::Verify) in front of it).
 #[derive(Debug, Clone)]
 pub struct HandOff<H> {
     handoff: H,
-    retry_after: HeaderValue,
+    config: Arc<Config>,
 }
 
 impl<H> HandOff<H> {
-    pub(crate) fn new(handoff: H, retry_after: HeaderValue) -> Self {
-        Self {
-            handoff,
-            retry_after,
-        }
+    pub(crate) fn new(handoff: H, config: Arc<Config>) -> Self {
+        Self { handoff, config }
     }
 
     /// The hand-off deliveries go to.
@@ -113,45 +116,33 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let delivery = request.extensions_mut().remove::<Delivery>();
         let handoff = self.handoff.clone();
-        let retry_after = self.retry_after.clone();
+        let config = Arc::clone(&self.config);
         Box::pin(async move {
             let Some(delivery) = delivery else {
                 return Ok(not_verified());
             };
-            let event = delivery.event_header().map(str::to_owned);
-            let outcome = handoff.hand_off(delivery).await;
-            Ok(acknowledge(outcome, event.as_deref(), retry_after))
+            let outcome = config
+                .acknowledger
+                .hand_over(&handoff, delivery.clone(), &delivery)
+                .await;
+            Ok(respond(&outcome, &config))
         })
     }
 }
 
-/// 200 when handed over, 503 with `Retry-After` when not; logged either way.
-pub(crate) fn acknowledge(
-    outcome: Result<(), HandoffError>,
-    event: Option<&str>,
-    retry_after: HeaderValue,
-) -> Response<Full<Bytes>> {
-    match outcome {
-        Ok(()) => {
-            tracing::debug!(event, "webhook handed off");
-            Response::new(Full::default())
-        }
-        Err(error) => {
-            tracing::warn!(
-                event,
-                reason = error.as_str(),
-                "webhook hand-off refused; answering 503"
-            );
-            let mut response = text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue unavailable, retry later",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, retry_after);
-            response.map(Full::new)
-        }
+/// 200 when handed over (now or before), 503 with `Retry-After` when not.
+pub(crate) fn respond(outcome: &Acknowledgement, config: &Config) -> Response<Full<Bytes>> {
+    if outcome.is_ok() {
+        return Response::new(Full::default());
     }
+    let mut response = text_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "queue unavailable, retry later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, config.retry_after_header());
+    response.map(Full::new)
 }
 
 /// 500: a hand-off service was reached without a verified delivery.
@@ -189,16 +180,24 @@ mod tests {
         ));
     }
 
+    fn config() -> Config {
+        let verifier = crate::Verifier::new(crate::Secret::new("s").unwrap());
+        let mut config = Config::new(verifier);
+        config.retry_after = std::time::Duration::from_secs(7);
+        config
+    }
+
     #[test]
     fn a_refused_hand_off_is_503_with_retry_after() {
-        let response = acknowledge(Err(HandoffError::Full), None, HeaderValue::from(7));
+        let response = respond(&Acknowledgement::Unavailable("full"), &config());
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
     }
 
     #[test]
-    fn a_completed_hand_off_is_200() {
-        let response = acknowledge(Ok(()), Some("order_status_update"), HeaderValue::from(1));
-        assert_eq!(response.status(), StatusCode::OK);
+    fn a_completed_or_repeated_hand_off_is_200() {
+        for outcome in [Acknowledgement::Accepted, Acknowledgement::Duplicate] {
+            assert_eq!(respond(&outcome, &config()).status(), StatusCode::OK);
+        }
     }
 }

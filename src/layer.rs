@@ -8,11 +8,14 @@ use tokio::sync::mpsc;
 use tower_layer::Layer;
 
 use crate::{
-    background::{BackgroundLayer, Job},
+    background::BackgroundLayer,
     config::Config,
+    dedupe::DedupeStore,
     delivery::Delivery,
     error::{ConfigError, VerifyError},
     handoff::{HandOff, Handoff},
+    job::Job,
+    metrics::Metrics,
     service::Verify,
     verify::Verifier,
 };
@@ -97,6 +100,32 @@ impl VerifyLayer {
         self
     }
 
+    /// Shares `metrics` with this layer (rejections, hand-offs, duplicates); give the same
+    /// [`Metrics`] to [`Worker::with_metrics`](crate::Worker::with_metrics) for one view.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        Arc::make_mut(&mut self.config).acknowledger.metrics = metrics;
+        self
+    }
+
+    /// The counters of this layer.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.config.acknowledger.metrics
+    }
+
+    /// Remembers handed-over deliveries in `store` (default: a [`MemoryStore`](crate::MemoryStore) of 100 000 ids
+    /// for 24 hours), so that a re-delivery is answered 200 and not handed over again.
+    pub fn with_dedupe_store(mut self, store: impl DedupeStore) -> Self {
+        Arc::make_mut(&mut self.config).acknowledger.dedupe = Some(Arc::new(store));
+        self
+    }
+
+    /// Hands every authentic delivery over, re-deliveries included.
+    pub fn without_deduplication(mut self) -> Self {
+        Arc::make_mut(&mut self.config).acknowledger.dedupe = None;
+        self
+    }
+
     /// Runs the wrapped route in the background: the sender gets 200 as soon as the verified
     /// request is queued for a [`Worker`](crate::Worker), and the route's handler runs after.
     pub fn in_background<H: Handoff<Job>>(self, queue: H) -> BackgroundLayer<H> {
@@ -106,7 +135,7 @@ impl VerifyLayer {
     /// A terminal service handing every verified [`Delivery`] to `handoff`, answering 200 once
     /// it is handed over and 503 (with `Retry-After`) when it could not be.
     pub fn hand_off_to<H: Handoff<Delivery>>(&self, handoff: H) -> Verify<HandOff<H>> {
-        let service = HandOff::new(handoff, self.config.retry_after_header());
+        let service = HandOff::new(handoff, Arc::clone(&self.config));
         self.layer(service)
     }
 

@@ -10,11 +10,19 @@ mod signature;
 mod verify;
 
 #[cfg(feature = "tower")]
+mod acknowledge;
+#[cfg(feature = "tower")]
 mod background;
 #[cfg(feature = "tower")]
 mod body;
 #[cfg(feature = "tower")]
 mod config;
+#[cfg(feature = "tower")]
+mod dead_letter;
+#[cfg(feature = "tower")]
+mod dedupe;
+#[cfg(feature = "tower")]
+mod dispatch;
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "tower")]
@@ -22,9 +30,19 @@ mod future;
 #[cfg(feature = "tower")]
 mod handoff;
 #[cfg(feature = "tower")]
+mod job;
+#[cfg(feature = "tower")]
 mod layer;
 #[cfg(feature = "tower")]
+mod metrics;
+#[cfg(feature = "tower")]
+mod retry;
+#[cfg(feature = "tower")]
 mod service;
+#[cfg(feature = "tower")]
+mod tally;
+#[cfg(feature = "tower")]
+mod worker;
 
 pub use delivery::Delivery;
 pub use error::{BoxError, ConfigError, ErrorKind, VerifyError};
@@ -37,11 +55,19 @@ pub use signature::{
 pub use verify::{Verification, Verified, Verifier};
 
 #[cfg(feature = "tower")]
-pub use background::{Background, BackgroundLayer, Job, Worker, WorkerHandle, WorkerReport};
+pub use background::{Background, BackgroundLayer};
 #[cfg(feature = "tower")]
 pub use config::{
     default_rejection, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER,
 };
+#[cfg(feature = "tower")]
+pub use dead_letter::DeadLetter;
+#[cfg(feature = "tower")]
+pub use dedupe::{
+    Claim, DedupeStore, MemoryStore, StoreFuture, DEFAULT_DEDUPE_CAPACITY, DEFAULT_DEDUPE_WINDOW,
+};
+#[cfg(feature = "tower")]
+pub use dispatch::Dispatcher;
 #[cfg(feature = "axum")]
 pub use extract::{Webhook, WebhookRejection};
 #[cfg(feature = "tower")]
@@ -49,6 +75,16 @@ pub use future::ResponseFuture;
 #[cfg(feature = "tower")]
 pub use handoff::{HandOff, Handoff, HandoffError, HandoffFuture};
 #[cfg(feature = "tower")]
+pub use job::{Job, Permanent};
+#[cfg(feature = "tower")]
 pub use layer::{ChannelService, VerifyLayer};
 #[cfg(feature = "tower")]
+pub use metrics::{Metrics, MetricsSnapshot};
+#[cfg(feature = "tower")]
+pub use retry::RetryPolicy;
+#[cfg(feature = "tower")]
 pub use service::Verify;
+#[cfg(feature = "tower")]
+pub use tally::WorkerReport;
+#[cfg(feature = "tower")]
+pub use worker::{Worker, WorkerHandle, DEFAULT_SHUTDOWN_TIMEOUT};
