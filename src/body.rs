@@ -14,6 +14,7 @@ use tokio::time::{sleep, Sleep};
 
 use crate::{
     error::{BoxError, ErrorKind, VerifyError},
+    freshness::Freshness,
     verify::{Verification, Verified},
 };
 
@@ -23,6 +24,7 @@ use crate::{
 #[derive(Debug)]
 pub(crate) struct Accumulator {
     verification: Verification,
+    freshness: Option<Freshness>,
     limit: usize,
     capacity_hint: usize,
     buffer: Buffer,
@@ -36,12 +38,18 @@ enum Buffer {
 }
 
 impl Accumulator {
-    pub(crate) fn new(verification: Verification, limit: usize, declared: Option<u64>) -> Self {
+    pub(crate) fn new(
+        verification: Verification,
+        freshness: Option<Freshness>,
+        limit: usize,
+        declared: Option<u64>,
+    ) -> Self {
         let capacity_hint = declared
             .and_then(|len| usize::try_from(len).ok())
             .map_or(0, |len| len.min(limit));
         Self {
             verification,
+            freshness,
             limit,
             capacity_hint,
             buffer: Buffer::Empty,
@@ -93,6 +101,9 @@ impl Accumulator {
             Buffer::One(bytes) => bytes,
             Buffer::Many(bytes) => bytes.freeze(),
         };
+        if let Some(freshness) = &self.freshness {
+            freshness.check(&body)?;
+        }
         Ok((body, verified))
     }
 }
@@ -173,7 +184,7 @@ mod tests {
     fn accumulator_for(body: &[u8], limit: usize) -> Accumulator {
         let secret = Secret::new("s3cr3t").unwrap();
         let signature = sign_raw(&secret, body);
-        Accumulator::new(Verifier::new(secret).begin(signature), limit, None)
+        Accumulator::new(Verifier::new(secret).begin(signature), None, limit, None)
     }
 
     #[test]

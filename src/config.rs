@@ -68,8 +68,10 @@ impl Config {
         }
         let signature = Signature::from_headers(&parts.headers)?;
         let verification = self.verifier.begin(signature);
+        let freshness = self.verifier.freshness().cloned();
         Ok(Accumulator::new(
             verification,
+            freshness,
             self.max_body_bytes,
             declared,
         ))

@@ -4,6 +4,7 @@
 mod delivery;
 mod error;
 pub mod event;
+mod freshness;
 mod secret;
 mod sign;
 mod signature;
@@ -47,6 +48,7 @@ mod worker;
 pub use delivery::Delivery;
 pub use error::{BoxError, ConfigError, ErrorKind, VerifyError};
 pub use event::{Envelope, Event};
+pub use freshness::{Clock, Freshness, SystemClock, DEFAULT_MAX_FUTURE};
 pub use secret::Secret;
 pub use sign::{sign, sign_raw};
 pub use signature::{

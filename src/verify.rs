@@ -7,6 +7,7 @@ use http::HeaderMap;
 
 use crate::{
     error::{ConfigError, ErrorKind, VerifyError},
+    freshness::Freshness,
     secret::{HmacSha256, Secret},
     signature::Signature,
 };
@@ -41,6 +42,7 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Verifier {
     secrets: Arc<[Secret]>,
+    freshness: Option<Freshness>,
 }
 
 impl Verifier {
@@ -49,6 +51,7 @@ impl Verifier {
     pub fn new(secret: Secret) -> Self {
         Self {
             secrets: Arc::from([secret]),
+            freshness: None,
         }
     }
 
@@ -62,7 +65,33 @@ impl Verifier {
         if secrets.is_empty() {
             return Err(ConfigError::NoSecrets);
         }
-        Ok(Self { secrets })
+        Ok(Self {
+            secrets,
+            freshness: None,
+        })
+    }
+
+    /// Also refuses authentic deliveries whose signed `created_at` is not fresh
+    /// ([`ErrorKind::Stale`]). Off by default: see [`Freshness`].
+    #[must_use]
+    pub fn with_freshness(mut self, freshness: Freshness) -> Self {
+        self.freshness = Some(freshness);
+        self
+    }
+
+    pub(crate) fn freshness(&self) -> Option<&Freshness> {
+        self.freshness.as_ref()
+    }
+
+    /// Applies the freshness check, when configured, to an authentic body.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Stale`] as for [`Freshness::check`].
+    pub fn check_freshness(&self, body: &[u8]) -> Result<(), VerifyError> {
+        self.freshness
+            .as_ref()
+            .map_or(Ok(()), |freshness| freshness.check(body))
     }
 
     /// The number of configured secrets.
@@ -75,8 +104,8 @@ impl Verifier {
     ///
     /// # Errors
     ///
-    /// A [`VerifyError`] of kind missing, malformed, ambiguous (see [`Signature::from_headers`])
-    /// or [`ErrorKind::SignatureMismatch`].
+    /// A [`VerifyError`] of kind missing, malformed, ambiguous (see [`Signature::from_headers`]),
+    /// [`ErrorKind::SignatureMismatch`], or [`ErrorKind::Stale`] when the freshness check is on.
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, VerifyError> {
         self.verify_signature(Signature::from_headers(headers)?, body)
     }
@@ -85,7 +114,8 @@ impl Verifier {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::SignatureMismatch`] when no secret produces `signature`.
+    /// [`ErrorKind::SignatureMismatch`] when no secret produces `signature`, and
+    /// [`ErrorKind::Stale`] when the freshness check is on and fails.
     pub fn verify_signature(
         &self,
         signature: Signature,
@@ -93,11 +123,14 @@ impl Verifier {
     ) -> Result<Verified, VerifyError> {
         let mut verification = self.begin(signature);
         verification.update(body);
-        verification.finish()
+        let verified = verification.finish()?;
+        self.check_freshness(body)?;
+        Ok(verified)
     }
 
     /// Starts a streaming verification: feed the body with [`Verification::update`] as it
-    /// arrives, then call [`Verification::finish`]. The body is never walked twice.
+    /// arrives, then call [`Verification::finish`] and, with the whole body,
+    /// [`Verifier::check_freshness`]. The body is never walked twice.
     #[must_use]
     pub fn begin(&self, signature: Signature) -> Verification {
         let mut macs = self.secrets.iter().map(Secret::mac);
