@@ -51,15 +51,24 @@ impl Acknowledger {
         match &outcome {
             Acknowledgement::Accepted => {
                 self.metrics.accepted();
-                tracing::debug!(event, "webhook handed off");
+                tracing::debug!(event, id = delivery.id(), "webhook handed off");
             }
             Acknowledgement::Duplicate => {
                 self.metrics.duplicate();
-                tracing::info!(event, id = %delivery.signature(), "re-delivery acknowledged, not handed over again");
+                tracing::info!(
+                    event,
+                    id = delivery.id(),
+                    "re-delivery acknowledged, not handed over again"
+                );
             }
             Acknowledgement::Unavailable(reason) => {
                 self.metrics.unavailable();
-                tracing::warn!(event, reason, "webhook hand-off refused; answering 503");
+                tracing::warn!(
+                    event,
+                    id = delivery.id(),
+                    reason,
+                    "webhook hand-off refused; answering 503"
+                );
             }
         }
         outcome

@@ -81,7 +81,8 @@ impl DeadLetterHook {
         let (event, id) = letter.summary();
         tracing::error!(
             event,
-            id = id.as_deref().unwrap_or("-"),
+            id = letter.delivery.id(),
+            data_id = id.as_deref().unwrap_or("-"),
             attempts = letter.attempts,
             reason = letter.reason,
             "delivery dead-lettered"

@@ -9,6 +9,8 @@ use std::{
     time::Duration,
 };
 
+use tracing::Instrument as _;
+
 use tokio::{
     sync::{mpsc, oneshot},
     task::{Id, JoinError, JoinHandle, JoinSet},
@@ -216,7 +218,12 @@ struct Running {
 impl Running {
     fn start(&mut self, job: Job, shared: Shared) {
         let delivery = job.delivery().clone();
-        let id = self.tasks.spawn(shared.process(job)).id();
+        let span = tracing::info_span!(
+            "webhook_job",
+            event = delivery.event_header(),
+            id = delivery.id()
+        );
+        let id = self.tasks.spawn(shared.process(job).instrument(span)).id();
         self.deliveries.insert(id, delivery);
     }
 
@@ -250,6 +257,7 @@ impl Shared {
         loop {
             attempts += 1;
             let Err(failure) = attempt_isolated(&mut job).await else {
+                tracing::debug!(attempt = attempts, "handler succeeded");
                 self.metrics.handled();
                 self.tally.handled();
                 return;
