@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests: a secret, signed deliveries and bounded waits.
+#![allow(dead_code)] // each test crate uses a different subset of these helpers
 
 use std::{future::Future, time::Duration};
 

@@ -1,0 +1,235 @@
+//! A bounded load test on a real server on loopback: thousands of distinct deliveries at high
+//! concurrency, a slow background handler and a small queue (so most first tries get 503 and
+//! are sent again, as Print.one does), re-deliveries of accepted bodies, a handler that always
+//! fails, then a graceful shutdown. No 200 may be lost and none may be doubled.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    future::IntoFuture as _,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{http::StatusCode, routing::post, Router};
+use bytes::Bytes;
+use common::{signature_of, within};
+use http_body_util::Full;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use printone_webhooks::{
+    Delivery, Metrics, RetryPolicy, Verifier, VerifyLayer, Worker, SIGNATURE_HEADER,
+};
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+
+const DELIVERIES: usize = 2_000;
+const RESENT: usize = 200;
+const ALWAYS_FAILING: usize = 5;
+const CLIENT_CONCURRENCY: usize = 64;
+const MAX_TRIES: usize = 2_000;
+
+type Counts = Arc<Mutex<HashMap<String, usize>>>;
+
+fn body(id: &str, event: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"data":{{"id":"{id}"}},"event":"{event}","created_at":"2024-06-03T13:14:46.501Z"}}"#
+    ))
+}
+
+/// The slow background handler: counts each id it handles; `always_fails` never succeeds.
+async fn handle(delivery: Delivery, handled: Counts) -> StatusCode {
+    let event = delivery.event().expect("the load test sends envelopes");
+    if event.name() == "always_fails" {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let id = event
+        .data_id()
+        .expect("every delivery has an id")
+        .to_owned();
+    *handled.lock().unwrap().entry(id).or_default() += 1;
+    StatusCode::OK
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// Posts `body` until it is accepted, backing off on 503 as Print.one does; returns every
+/// status received.
+async fn send_one(client: &HttpClient, url: &str, body: Bytes) -> Vec<StatusCode> {
+    let mut statuses = Vec::new();
+    for _ in 0..MAX_TRIES {
+        let request = http::Request::post(url)
+            .header(SIGNATURE_HEADER, signature_of(&body))
+            .body(Full::new(body.clone()))
+            .unwrap();
+        let status = within("a response", client.request(request))
+            .await
+            .unwrap()
+            .status();
+        statuses.push(status);
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    statuses
+}
+
+/// Sends every `(id, body)` with bounded concurrency and returns each id's statuses.
+async fn send_all(
+    client: &HttpClient,
+    url: &str,
+    deliveries: Vec<(String, Bytes)>,
+) -> Vec<(String, StatusCode)> {
+    let permits = Arc::new(Semaphore::new(CLIENT_CONCURRENCY));
+    let mut sends = JoinSet::new();
+    for (id, body) in deliveries {
+        let (client, url, permits) = (client.clone(), url.to_owned(), Arc::clone(&permits));
+        sends.spawn(async move {
+            let _permit = permits.acquire_owned().await.unwrap();
+            let statuses = send_one(&client, &url, body).await;
+            statuses
+                .into_iter()
+                .map(move |status| (id.clone(), status))
+                .collect::<Vec<_>>()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(sent) = sends.join_next().await {
+        statuses.extend(sent.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_every_200_is_handled_exactly_once_and_every_refusal_is_503() {
+    let handled = Counts::default();
+    let dead_letters = Arc::new(Mutex::new(Vec::new()));
+    let metrics = Metrics::new();
+
+    let (queue, worker) = Worker::new(16).unwrap();
+    let letters = Arc::clone(&dead_letters);
+    let worker = worker
+        .with_concurrency(8)
+        .with_metrics(metrics.clone())
+        .with_retry(
+            RetryPolicy::new(3).with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
+        )
+        .with_dead_letter(move |letter| {
+            letters.lock().unwrap().push(
+                letter
+                    .delivery()
+                    .event()
+                    .unwrap()
+                    .data_id()
+                    .unwrap()
+                    .to_owned(),
+            );
+            async {}
+        })
+        .spawn();
+    let layer = VerifyLayer::new(Verifier::new(common::secret()))
+        .with_metrics(metrics.clone())
+        .in_background(queue);
+    let counts = Arc::clone(&handled);
+    let app = Router::new().route(
+        "/webhooks/printone",
+        post(move |delivery: Delivery| handle(delivery, Arc::clone(&counts))).layer(layer),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/webhooks/printone",
+        listener.local_addr().unwrap()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async { stopped.await.unwrap_or(()) })
+            .into_future(),
+    );
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    let mut first: Vec<(String, Bytes)> = (0..DELIVERIES)
+        .map(|i| {
+            (
+                format!("ord_{i}"),
+                body(&format!("ord_{i}"), "order_status_update"),
+            )
+        })
+        .collect();
+    first.extend((0..ALWAYS_FAILING).map(|i| {
+        (
+            format!("bad_{i}"),
+            body(&format!("bad_{i}"), "always_fails"),
+        )
+    }));
+    let resent: Vec<(String, Bytes)> = first[..RESENT].to_vec();
+
+    let mut statuses = within_long(send_all(&client, &url, first)).await;
+    let duplicates_before = metrics.snapshot().duplicates;
+    let resent_statuses = within_long(send_all(&client, &url, resent)).await;
+    assert!(resent_statuses
+        .iter()
+        .all(|(_, status)| *status == StatusCode::OK));
+    assert_eq!(
+        metrics.snapshot().duplicates - duplicates_before,
+        RESENT as u64
+    );
+    statuses.extend(resent_statuses);
+
+    stop.send(()).unwrap();
+    within("the server to stop", server).await.unwrap().unwrap();
+    let report = within_long(worker.shutdown()).await.unwrap();
+
+    let mut accepted: HashMap<String, usize> = HashMap::new();
+    for (id, status) in &statuses {
+        assert!(
+            *status == StatusCode::OK || *status == StatusCode::SERVICE_UNAVAILABLE,
+            "{id} got {status}"
+        );
+        if *status == StatusCode::OK {
+            *accepted.entry(id.clone()).or_default() += 1;
+        }
+    }
+    let handled = handled.lock().unwrap();
+    let dead_letters = dead_letters.lock().unwrap();
+    for (id, count) in handled.iter() {
+        assert_eq!(*count, 1, "{id} was handled {count} times");
+        assert!(accepted.contains_key(id), "{id} was handled without a 200");
+    }
+    for id in accepted.keys() {
+        let outcomes =
+            usize::from(handled.contains_key(id)) + usize::from(dead_letters.contains(id));
+        assert_eq!(
+            outcomes, 1,
+            "{id} got a 200 but was handled or dead-lettered {outcomes} times"
+        );
+        assert_eq!(id.starts_with("bad_"), dead_letters.contains(id), "{id}");
+    }
+
+    let snapshot = metrics.snapshot();
+    let ok = statuses
+        .iter()
+        .filter(|(_, s)| *s == StatusCode::OK)
+        .count() as u64;
+    let refused = statuses.len() as u64 - ok;
+    assert_eq!(snapshot.accepted + snapshot.duplicates, ok);
+    assert_eq!(snapshot.unavailable, refused);
+    assert_eq!(snapshot.handled, handled.len() as u64);
+    assert_eq!(report.dead_lettered, dead_letters.len() as u64);
+    assert!(
+        refused > 0,
+        "the small queue should have pushed back at least once"
+    );
+    assert!(
+        snapshot.duplicates > 0,
+        "some re-deliveries should have been recognised"
+    );
+    assert!(!dead_letters.is_empty() || accepted.keys().all(|id| !id.starts_with("bad_")));
+}
+
+async fn within_long<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(120), future)
+        .await
+        .expect("the load test finished in time")
+}
