@@ -2,6 +2,7 @@
 //! concurrency, a slow background handler and a small queue (so most first tries get 503 and
 //! are sent again, as Print.one does), re-deliveries of accepted bodies, a handler that always
 //! fails, then a graceful shutdown. No 200 may be lost and none may be doubled.
+#![allow(clippy::unwrap_used)] // in this test crate a failed unwrap is a failed test
 
 mod common;
 
