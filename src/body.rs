@@ -165,14 +165,14 @@ where
     }
 }
 
-fn timed_out() -> VerifyError {
+pub(crate) fn timed_out() -> VerifyError {
     VerifyError::new(
         ErrorKind::BodyTimeout,
         "body did not arrive within the configured deadline",
     )
 }
 
-fn read_failed(error: impl Into<BoxError>) -> VerifyError {
+pub(crate) fn read_failed(error: impl Into<BoxError>) -> VerifyError {
     VerifyError::new(ErrorKind::BodyRead, "failed to read the request body").with_source(error)
 }
 

@@ -10,8 +10,8 @@ use crate::{
     body::Accumulator,
     dedupe::MemoryStore,
     error::{ErrorKind, VerifyError},
+    intake::{begin, declared_length, method_not_allowed, retry_after_secs},
     metrics::Metrics,
-    signature::Signature,
     verify::Verifier,
 };
 
@@ -54,27 +54,16 @@ impl Config {
     /// length and signature header.
     pub(crate) fn start(&self, parts: &Parts) -> Result<Accumulator, VerifyError> {
         if parts.method != Method::POST {
-            return Err(VerifyError::new(
-                ErrorKind::MethodNotAllowed,
-                "webhooks are delivered with POST",
-            ));
+            return Err(method_not_allowed());
         }
-        let declared = declared_length(parts);
-        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
-            return Err(VerifyError::new(
-                ErrorKind::BodyTooLarge,
-                "declared body length is larger than the configured limit",
-            ));
-        }
-        let signature = Signature::from_headers(&parts.headers)?;
-        let verification = self.verifier.begin(signature);
-        let freshness = self.verifier.freshness().cloned();
-        Ok(Accumulator::new(
-            verification,
-            freshness,
+        let declared = parts.headers.get(header::CONTENT_LENGTH);
+        let declared = declared_length(declared.map(HeaderValue::as_bytes));
+        begin(
+            &self.verifier,
             self.max_body_bytes,
             declared,
-        ))
+            &parts.headers,
+        )
     }
 
     /// Logs why a delivery was refused and builds the response.
@@ -90,7 +79,7 @@ impl Config {
     }
 
     pub(crate) fn retry_after_header(&self) -> HeaderValue {
-        HeaderValue::from(self.retry_after.as_secs().max(1))
+        HeaderValue::from(retry_after_secs(self.retry_after))
     }
 }
 
@@ -104,14 +93,6 @@ impl fmt::Debug for Config {
             .field("acknowledger", &self.acknowledger)
             .finish_non_exhaustive()
     }
-}
-
-fn declared_length(parts: &Parts) -> Option<u64> {
-    parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse().ok())
 }
 
 /// The default response to a refused delivery: the kind's status and the reason as plain text,

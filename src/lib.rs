@@ -31,6 +31,8 @@ mod future;
 #[cfg(feature = "tower")]
 mod handoff;
 #[cfg(feature = "tower")]
+mod intake;
+#[cfg(feature = "tower")]
 mod job;
 #[cfg(feature = "tower")]
 mod layer;
