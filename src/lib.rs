@@ -12,6 +12,16 @@ mod verify;
 
 #[cfg(feature = "tower")]
 mod acknowledge;
+#[cfg(feature = "actix-web")]
+mod actix_config;
+#[cfg(feature = "actix-web")]
+mod actix_error;
+#[cfg(feature = "actix-web")]
+mod actix_extract;
+#[cfg(feature = "actix-web")]
+mod actix_local;
+#[cfg(feature = "actix-web")]
+mod actix_resource;
 #[cfg(feature = "tower")]
 mod background;
 #[cfg(feature = "tower")]
@@ -58,6 +68,16 @@ pub use signature::{
 };
 pub use verify::{Verification, Verified, Verifier};
 
+#[cfg(feature = "actix-web")]
+pub use actix_config::WebhookConfig;
+#[cfg(feature = "actix-web")]
+pub use actix_error::WebhookError;
+#[cfg(feature = "actix-web")]
+pub use actix_extract::WebhookEvent;
+#[cfg(feature = "actix-web")]
+pub use actix_local::{worker_queues, Leftovers, WorkerQueues};
+#[cfg(feature = "actix-web")]
+pub use actix_resource::WebhookResource;
 #[cfg(feature = "tower")]
 pub use background::{Background, BackgroundLayer};
 #[cfg(feature = "tower")]
