@@ -7,7 +7,7 @@
 mod common;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::IntoFuture as _,
     sync::{Arc, Mutex},
     time::Duration,
@@ -19,7 +19,7 @@ use common::{signature_of, within};
 use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use printone_webhooks::{
-    Delivery, Metrics, RetryPolicy, Verifier, VerifyLayer, Worker, SIGNATURE_HEADER,
+    Delivery, Metrics, RetryPolicy, Verifier, VerifyLayer, Worker, WorkerHandle, SIGNATURE_HEADER,
 };
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 
@@ -102,37 +102,40 @@ async fn send_all(
     statuses
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_load_every_200_is_handled_exactly_once_and_every_refusal_is_503() {
-    let handled = Counts::default();
-    let dead_letters = Arc::new(Mutex::new(Vec::new()));
-    let metrics = Metrics::new();
+/// What the background side recorded.
+#[derive(Default)]
+struct Recorded {
+    handled: Counts,
+    dead_letters: Arc<Mutex<Vec<String>>>,
+    metrics: Metrics,
+}
 
+/// Starts the receiver: a worker with a small queue, and the route in the background.
+async fn start(recorded: &Recorded) -> (String, Router, TcpListener, WorkerHandle) {
     let (queue, worker) = Worker::new(16).unwrap();
-    let letters = Arc::clone(&dead_letters);
+    let letters = Arc::clone(&recorded.dead_letters);
     let worker = worker
         .with_concurrency(8)
-        .with_metrics(metrics.clone())
+        .with_metrics(recorded.metrics.clone())
         .with_retry(
             RetryPolicy::new(3).with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
         )
         .with_dead_letter(move |letter| {
-            letters.lock().unwrap().push(
-                letter
-                    .delivery()
-                    .event()
-                    .unwrap()
-                    .data_id()
-                    .unwrap()
-                    .to_owned(),
-            );
+            let id = letter
+                .delivery()
+                .event()
+                .unwrap()
+                .data_id()
+                .unwrap()
+                .to_owned();
+            letters.lock().unwrap().push(id);
             async {}
         })
         .spawn();
     let layer = VerifyLayer::new(Verifier::new(common::secret()))
-        .with_metrics(metrics.clone())
+        .with_metrics(recorded.metrics.clone())
         .in_background(queue);
-    let counts = Arc::clone(&handled);
+    let counts = Arc::clone(&recorded.handled);
     let app = Router::new().route(
         "/webhooks/printone",
         post(move |delivery: Delivery| handle(delivery, Arc::clone(&counts))).layer(layer),
@@ -142,6 +145,40 @@ async fn under_load_every_200_is_handled_exactly_once_and_every_refusal_is_503()
         "http://{}/webhooks/printone",
         listener.local_addr().unwrap()
     );
+    (url, app, listener, worker)
+}
+
+fn deliveries() -> Vec<(String, Bytes)> {
+    let orders = (0..DELIVERIES).map(|i| (format!("ord_{i}"), "order_status_update"));
+    let failing = (0..ALWAYS_FAILING).map(|i| (format!("bad_{i}"), "always_fails"));
+    orders
+        .chain(failing)
+        .map(|(id, event)| {
+            let body = body(&id, event);
+            (id, body)
+        })
+        .collect()
+}
+
+/// Each id that got at least one 200; asserts every other status was a 503.
+fn accepted_ids(statuses: &[(String, StatusCode)]) -> HashSet<String> {
+    for (id, status) in statuses {
+        assert!(
+            *status == StatusCode::OK || *status == StatusCode::SERVICE_UNAVAILABLE,
+            "{id} got {status}"
+        );
+    }
+    statuses
+        .iter()
+        .filter(|(_, status)| *status == StatusCode::OK)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_every_200_is_handled_exactly_once_and_every_refusal_is_503() {
+    let recorded = Recorded::default();
+    let (url, app, listener, worker) = start(&recorded).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         axum::serve(listener, app)
@@ -150,83 +187,61 @@ async fn under_load_every_200_is_handled_exactly_once_and_every_refusal_is_503()
     );
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
-    let mut first: Vec<(String, Bytes)> = (0..DELIVERIES)
-        .map(|i| {
-            (
-                format!("ord_{i}"),
-                body(&format!("ord_{i}"), "order_status_update"),
-            )
-        })
-        .collect();
-    first.extend((0..ALWAYS_FAILING).map(|i| {
-        (
-            format!("bad_{i}"),
-            body(&format!("bad_{i}"), "always_fails"),
-        )
-    }));
-    let resent: Vec<(String, Bytes)> = first[..RESENT].to_vec();
-
-    let mut statuses = within_long(send_all(&client, &url, first)).await;
-    let duplicates_before = metrics.snapshot().duplicates;
+    let all = deliveries();
+    let resent = all[..RESENT].to_vec();
+    let statuses = within_long(send_all(&client, &url, all)).await;
+    let duplicates_before = recorded.metrics.snapshot().duplicates;
     let resent_statuses = within_long(send_all(&client, &url, resent)).await;
-    assert!(resent_statuses
-        .iter()
-        .all(|(_, status)| *status == StatusCode::OK));
-    assert_eq!(
-        metrics.snapshot().duplicates - duplicates_before,
-        RESENT as u64
-    );
-    statuses.extend(resent_statuses);
 
     stop.send(()).unwrap();
     within("the server to stop", server).await.unwrap().unwrap();
     let report = within_long(worker.shutdown()).await.unwrap();
 
-    let mut accepted: HashMap<String, usize> = HashMap::new();
-    for (id, status) in &statuses {
-        assert!(
-            *status == StatusCode::OK || *status == StatusCode::SERVICE_UNAVAILABLE,
-            "{id} got {status}"
-        );
-        if *status == StatusCode::OK {
-            *accepted.entry(id.clone()).or_default() += 1;
-        }
-    }
-    let handled = handled.lock().unwrap();
-    let dead_letters = dead_letters.lock().unwrap();
+    let accepted = accepted_ids(&statuses);
+    assert_eq!(
+        accepted.len(),
+        DELIVERIES + ALWAYS_FAILING,
+        "every delivery got its 200 in the end"
+    );
+    let refused = statuses.len() - accepted.len();
+    assert!(refused > 0, "the small queue should have pushed back");
+
+    assert!(resent_statuses
+        .iter()
+        .all(|(_, status)| *status == StatusCode::OK));
+    let snapshot = recorded.metrics.snapshot();
+    assert_eq!(
+        snapshot.duplicates - duplicates_before,
+        RESENT as u64,
+        "re-deliveries handed over again"
+    );
+
+    let handled = recorded.handled.lock().unwrap();
+    assert_eq!(handled.len(), DELIVERIES);
     for (id, count) in handled.iter() {
         assert_eq!(*count, 1, "{id} was handled {count} times");
-        assert!(accepted.contains_key(id), "{id} was handled without a 200");
     }
-    for id in accepted.keys() {
-        let outcomes =
-            usize::from(handled.contains_key(id)) + usize::from(dead_letters.contains(id));
-        assert_eq!(
-            outcomes, 1,
-            "{id} got a 200 but was handled or dead-lettered {outcomes} times"
-        );
-        assert_eq!(id.starts_with("bad_"), dead_letters.contains(id), "{id}");
-    }
-
-    let snapshot = metrics.snapshot();
-    let ok = statuses
+    let dead_letters: HashSet<String> = recorded
+        .dead_letters
+        .lock()
+        .unwrap()
         .iter()
-        .filter(|(_, s)| *s == StatusCode::OK)
-        .count() as u64;
-    let refused = statuses.len() as u64 - ok;
-    assert_eq!(snapshot.accepted + snapshot.duplicates, ok);
-    assert_eq!(snapshot.unavailable, refused);
-    assert_eq!(snapshot.handled, handled.len() as u64);
-    assert_eq!(report.dead_lettered, dead_letters.len() as u64);
-    assert!(
-        refused > 0,
-        "the small queue should have pushed back at least once"
+        .cloned()
+        .collect();
+    let failing: HashSet<String> = accepted
+        .iter()
+        .filter(|id| id.starts_with("bad_"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        dead_letters, failing,
+        "the always-failing deliveries end in the dead-letter hook"
     );
-    assert!(
-        snapshot.duplicates > 0,
-        "some re-deliveries should have been recognised"
-    );
-    assert!(!dead_letters.is_empty() || accepted.keys().all(|id| !id.starts_with("bad_")));
+    assert_eq!(report.dead_lettered, ALWAYS_FAILING as u64);
+
+    assert_eq!(snapshot.accepted, (DELIVERIES + ALWAYS_FAILING) as u64);
+    assert_eq!(snapshot.unavailable, refused as u64);
+    assert_eq!(snapshot.handled, DELIVERIES as u64);
 }
 
 async fn within_long<F: std::future::Future>(future: F) -> F::Output {
