@@ -8,6 +8,9 @@ mod freshness;
 mod secret;
 mod sign;
 mod signature;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
 mod verify;
 
 #[cfg(feature = "tower")]
