@@ -26,6 +26,8 @@ mod actix_local;
 #[cfg(feature = "actix-web")]
 mod actix_resource;
 #[cfg(feature = "tower")]
+mod attempt;
+#[cfg(feature = "tower")]
 mod background;
 #[cfg(feature = "tower")]
 mod body;
@@ -57,6 +59,8 @@ mod retry;
 mod service;
 #[cfg(feature = "tower")]
 mod tally;
+#[cfg(feature = "tower")]
+mod tasks;
 #[cfg(feature = "tower")]
 mod worker;
 

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::worker::Failure;
+use crate::attempt::Failure;
 
 /// What a [`Worker`](crate::Worker) did, returned by
 /// [`WorkerHandle::shutdown`](crate::WorkerHandle::shutdown).

@@ -2,29 +2,29 @@
 //! isolation, a dead-letter hook and a bounded graceful shutdown.
 
 use std::{
-    collections::HashMap,
+    collections::VecDeque,
     future::{pending, Future},
     pin::Pin,
     sync::Arc,
     time::Duration,
 };
 
-use tracing::Instrument as _;
-
 use tokio::{
     sync::{mpsc, oneshot},
-    task::{Id, JoinError, JoinHandle, JoinSet},
+    task::{JoinError, JoinHandle},
     time::{sleep, Sleep},
 };
 
 use crate::{
+    attempt::Failure,
     dead_letter::{DeadLetter, DeadLetterHook},
     delivery::Delivery,
-    error::{BoxError, ConfigError},
-    job::{Job, Permanent},
+    error::ConfigError,
+    job::Job,
     metrics::Metrics,
     retry::RetryPolicy,
     tally::{Tally, WorkerReport},
+    tasks::{Step, Tasks},
 };
 
 /// The default time [`WorkerHandle::shutdown`] waits for accepted deliveries: 30 seconds.
@@ -154,14 +154,21 @@ impl Worker {
     }
 
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) -> WorkerReport {
-        let mut running = Running::default();
+        let mut tasks = Tasks::default();
+        let mut due = VecDeque::new();
         let mut deadline: Option<Pin<Box<Sleep>>> = None;
         let mut listening = true;
         let mut queue_open = true;
-        while queue_open || !running.is_empty() {
+        while queue_open || !tasks.is_empty() || !due.is_empty() {
+            while tasks.attempts_running < self.concurrency {
+                let Some((job, attempt)) = due.pop_front() else {
+                    break;
+                };
+                tasks.attempt(job, attempt);
+            }
             tokio::select! {
                 () = expire(&mut deadline) => {
-                    self.give_up(running).await;
+                    self.give_up(tasks, due).await;
                     return self.shared.tally.report();
                 }
                 signal = &mut stopped, if listening => {
@@ -172,12 +179,16 @@ impl Worker {
                         deadline = Some(Box::pin(sleep(self.shutdown_timeout)));
                     }
                 }
-                Some(joined) = running.tasks.join_next_with_id(), if !running.is_empty() => {
-                    running.finished(joined);
+                Some(joined) = tasks.set.join_next_with_id(), if !tasks.is_empty() => {
+                    if let Some(step) = tasks.finished(joined) {
+                        self.shared.advance(step, &mut tasks, &mut due);
+                    }
                 }
-                job = self.receiver.recv(), if queue_open && running.len() < self.concurrency => {
+                job = self.receiver.recv(),
+                    if queue_open && due.is_empty() && tasks.attempts_running < self.concurrency =>
+                {
                     match job {
-                        Some(job) => running.start(job, self.shared.clone()),
+                        Some(job) => tasks.attempt(job, 1),
                         None => queue_open = false,
                     }
                 }
@@ -186,150 +197,89 @@ impl Worker {
         self.shared.tally.report()
     }
 
-    /// The deadline passed: stop what runs, and dead-letter it with what still waits.
-    async fn give_up(&mut self, mut running: Running) {
+    /// The deadline passed: stop attempts and waits, and dead-letter them with what is due or
+    /// still queued. Dead letters already on their way are let through.
+    async fn give_up(&mut self, mut tasks: Tasks, due: VecDeque<(Job, u32)>) {
         const REASON: &str = "shutdown deadline passed before the delivery was handled";
         tracing::warn!(
-            in_flight = running.len(),
+            unfinished = tasks.meta.len() + due.len(),
             "shutdown deadline passed; unfinished deliveries go to the dead-letter hook"
         );
-        running.tasks.abort_all();
-        while let Some(joined) = running.tasks.join_next_with_id().await {
-            running.finished(joined);
+        tasks.abort_unfinished();
+        while let Some(joined) = tasks.set.join_next_with_id().await {
+            tasks.finished(joined);
         }
-        for (_, delivery) in running.deliveries.drain() {
-            self.shared.dead_letter(delivery, REASON.into(), 0).await;
-        }
+        let unfinished = tasks
+            .meta
+            .into_values()
+            .map(|meta| (meta.delivery, meta.attempt - 1));
+        let due = due
+            .into_iter()
+            .map(|(job, attempt)| (job.into_delivery(), attempt - 1));
+        let mut queued = Vec::new();
         while let Ok(job) = self.receiver.try_recv() {
-            self.shared
-                .dead_letter(job.into_delivery(), REASON.into(), 0)
-                .await;
+            queued.push((job.into_delivery(), 0));
         }
-    }
-}
-
-/// Jobs being handled now, with their deliveries for the dead-letter hook.
-#[derive(Default)]
-struct Running {
-    tasks: JoinSet<()>,
-    deliveries: HashMap<Id, Delivery>,
-}
-
-impl Running {
-    fn start(&mut self, job: Job, shared: Shared) {
-        let delivery = job.delivery().clone();
-        let span = tracing::info_span!(
-            "webhook_job",
-            event = delivery.event_header(),
-            id = delivery.id()
-        );
-        let id = self.tasks.spawn(shared.process(job).instrument(span)).id();
-        self.deliveries.insert(id, delivery);
-    }
-
-    fn finished(&mut self, joined: Result<(Id, ()), JoinError>) {
-        match joined {
-            Ok((id, ())) => {
-                self.deliveries.remove(&id);
-            }
-            // Cancelled by `give_up`: its delivery stays in `deliveries` to be dead-lettered.
-            Err(error) if error.is_cancelled() => {}
-            Err(error) => {
-                tracing::error!(error = %error, "worker task failed");
-                self.deliveries.remove(&error.id());
-            }
+        for (delivery, attempts) in unfinished.chain(due).chain(queued) {
+            let letter = self.shared.letter(delivery, REASON.into(), attempts);
+            self.shared.dead_letter.send(letter).await;
         }
-    }
-
-    fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
     }
 }
 
 impl Shared {
-    /// Attempts a job until it succeeds, fails permanently or runs out of attempts.
-    async fn process(self, mut job: Job) {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let Err(failure) = attempt_isolated(&mut job).await else {
-                tracing::debug!(attempt = attempts, "handler succeeded");
+    /// Records what a finished task did and schedules what follows: a retry after its backoff,
+    /// or a dead letter.
+    fn advance(&self, step: Step, tasks: &mut Tasks, due: &mut VecDeque<(Job, u32)>) {
+        match step {
+            Step::Attempted {
+                result: Ok(()),
+                attempt,
+                ..
+            } => {
+                tracing::debug!(attempt, "handler succeeded");
                 self.metrics.handled();
                 self.tally.handled();
-                return;
-            };
-            self.metrics.failed();
-            self.tally.failed(&failure);
-            let reason = failure.to_string();
-            let permanent = failure.is_permanent();
-            if permanent || attempts >= self.retry.max_attempts() {
-                self.dead_letter(job.into_delivery(), reason, attempts)
-                    .await;
-                return;
             }
-            let backoff = self.retry.backoff(attempts);
-            let event = job.delivery().event_header();
-            tracing::warn!(
-                event,
-                attempt = attempts,
-                reason,
-                ?backoff,
-                "handler failed; retrying"
-            );
-            self.metrics.retried();
-            self.tally.retried();
-            sleep(backoff).await;
+            Step::Attempted {
+                job,
+                attempt,
+                result: Err(failure),
+            } => self.failed(job, attempt, &failure, tasks),
+            Step::Due { job, attempt } => due.push_back((job, attempt)),
+            Step::Lettered => {}
         }
     }
 
-    async fn dead_letter(&self, delivery: Delivery, reason: String, attempts: u32) {
+    fn failed(&self, job: Job, attempt: u32, failure: &Failure, tasks: &mut Tasks) {
+        self.metrics.failed();
+        self.tally.failed(failure);
+        let reason = failure.to_string();
+        if failure.is_permanent() || attempt >= self.retry.max_attempts() {
+            let letter = self.letter(job.into_delivery(), reason, attempt);
+            tasks.letter(self.dead_letter.clone(), letter);
+            return;
+        }
+        let backoff = self.retry.backoff(attempt);
+        let event = job.delivery().event_header();
+        tracing::warn!(
+            event,
+            id = job.delivery().id(),
+            attempt,
+            reason,
+            ?backoff,
+            "handler failed; retrying"
+        );
+        self.metrics.retried();
+        self.tally.retried();
+        tasks.wait(job, attempt + 1, backoff);
+    }
+
+    /// Counts a dead letter and builds it.
+    fn letter(&self, delivery: Delivery, reason: String, attempts: u32) -> DeadLetter {
         self.metrics.dead_lettered();
         self.tally.dead_lettered();
-        self.dead_letter
-            .send(DeadLetter::new(delivery, reason, attempts))
-            .await;
-    }
-}
-
-/// Why one attempt failed.
-pub(crate) enum Failure {
-    Error(BoxError),
-    Panicked,
-}
-
-impl Failure {
-    fn is_permanent(&self) -> bool {
-        matches!(self, Self::Error(error) if Permanent::is(error))
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Error(error) => write!(f, "{error}"),
-            Self::Panicked => f.write_str("the handler panicked"),
-        }
-    }
-}
-
-/// Runs one attempt in its own task, so a panic is caught and reported as a failure; the task
-/// is aborted if this future is dropped (shutdown deadline).
-async fn attempt_isolated(job: &mut Job) -> Result<(), Failure> {
-    struct AbortOnDrop(tokio::task::AbortHandle);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let task = tokio::spawn(job.attempt());
-    let _guard = AbortOnDrop(task.abort_handle());
-    match task.await {
-        Ok(result) => result.map_err(Failure::Error),
-        Err(_) => Err(Failure::Panicked),
+        DeadLetter::new(delivery, reason, attempts)
     }
 }
 
@@ -390,7 +340,11 @@ impl WorkerHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handoff::{Handoff, HandoffError};
+    use crate::{
+        error::BoxError,
+        handoff::{Handoff, HandoffError},
+        job::Permanent,
+    };
     use http::HeaderMap;
     use std::sync::{
         atomic::{AtomicUsize, Ordering::SeqCst},
@@ -500,6 +454,32 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waiting_out_its_backoff_does_not_hold_up_other_deliveries() {
+        let (queue, worker) = Worker::new(4).unwrap();
+        let retry =
+            RetryPolicy::new(2).with_backoff(Duration::from_secs(3600), Duration::from_secs(3600));
+        let handle = worker.with_retry(retry).spawn();
+        let failing = Job::new(delivery(b"fails once"), |_| async { Err::<(), _>("later") });
+        queue.hand_off(failing).await.unwrap();
+        let (done, finished) = oneshot::channel();
+        let done = Arc::new(Mutex::new(Some(done)));
+        let next = Job::new(delivery(b"next"), move |_| {
+            let done = done.lock().unwrap().take();
+            async move {
+                done.map(|done| done.send(()));
+                Ok::<(), BoxError>(())
+            }
+        });
+        queue.hand_off(next).await.unwrap();
+        let waited = tokio::time::timeout(Duration::from_secs(60), finished).await;
+        assert!(
+            waited.is_ok(),
+            "the second delivery waited for the first one's backoff"
+        );
+        drop(handle);
+    }
+
     #[tokio::test]
     async fn never_runs_more_jobs_at_once_than_its_concurrency() {
         let (queue, worker) = Worker::new(64).unwrap();
@@ -563,6 +543,26 @@ mod tests {
         assert!(letters
             .iter()
             .all(|(reason, _)| reason.contains("shutdown deadline")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_still_waiting_at_the_shutdown_deadline_is_dead_lettered() {
+        let (queue, worker) = Worker::new(4).unwrap();
+        let retry =
+            RetryPolicy::new(3).with_backoff(Duration::from_secs(3600), Duration::from_secs(3600));
+        let worker = worker
+            .with_retry(retry)
+            .with_shutdown_timeout(Duration::from_secs(5));
+        let (worker, letters) = collecting(worker);
+        let handle = worker.spawn();
+        let failing = Job::new(delivery(b"flaky"), |_| async { Err::<(), _>("flaky") });
+        queue.hand_off(failing).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let report = handle.shutdown().await.unwrap();
+        assert_eq!((report.retried, report.dead_lettered), (1, 1));
+        let letters = letters.lock().unwrap();
+        assert!(letters[0].0.contains("shutdown deadline"));
+        assert_eq!(letters[0].1, 1, "one attempt was made before the deadline");
     }
 
     #[tokio::test]
