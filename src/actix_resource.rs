@@ -8,12 +8,13 @@ use actix_web::{
 use tokio::sync::mpsc;
 
 use crate::{
+    acknowledge::Acknowledger,
     actix_config::WebhookConfig,
     actix_error::WebhookError,
     config::DEFAULT_RETRY_AFTER,
     delivery::Delivery,
     error::ConfigError,
-    handoff::{Handoff, HandoffError},
+    handoff::Handoff,
     intake::{method_not_allowed, retry_after_secs},
 };
 
@@ -22,7 +23,10 @@ use crate::{
 /// `POST` requests are verified with the [`WebhookConfig`] (the resource's own, set with
 /// [`WebhookResource::with_config`], or the one in the app's `app_data`), then the
 /// [`Delivery`] is handed over: 200 when it was taken, 503 with `Retry-After` when the
-/// hand-off is full or closed, never 200 without a hand-off. Any other method gets 405 with
+/// hand-off is full or closed, never 200 without a hand-off. A re-delivery of a body handed
+/// over before is answered 200 without a second hand-off (see
+/// [`WebhookConfig::with_dedupe_store`]). Hand it a [`Dispatcher`](crate::Dispatcher) to get
+/// typed handlers with retries and dead letters from a [`Worker`](crate::Worker). Any other method gets 405 with
 /// `Allow: POST`. Refusals are [`WebhookError`]s, through the configured error handler.
 ///
 /// # Where the consumer runs
@@ -107,29 +111,23 @@ impl<H: Handoff<Delivery>> HttpServiceFactory for WebhookResource<H> {
     }
 }
 
-/// Hands the delivery over: 200 when taken, 503 with `Retry-After` when not.
+/// Hands the delivery over (once: a re-delivery is acknowledged without a second hand-off):
+/// 200 when taken now or before, 503 with `Retry-After` when not.
 async fn acknowledge<H: Handoff<Delivery>>(
     handoff: H,
     request: HttpRequest,
     delivery: Delivery,
 ) -> HttpResponse {
-    let event = delivery.event_header().map(str::to_owned);
-    match handoff.hand_off(delivery).await {
-        Ok(()) => {
-            tracing::debug!(event, "webhook handed off");
-            HttpResponse::Ok().finish()
-        }
-        Err(error) => unavailable(&request, event.as_deref(), &error),
+    let config = WebhookConfig::of(&request);
+    let fallback = Acknowledger::default();
+    let acknowledger = config.map_or(&fallback, |config| &config.acknowledger);
+    let outcome = acknowledger
+        .hand_over(&handoff, delivery.clone(), &delivery)
+        .await;
+    if outcome.is_ok() {
+        return HttpResponse::Ok().finish();
     }
-}
-
-fn unavailable(request: &HttpRequest, event: Option<&str>, error: &HandoffError) -> HttpResponse {
-    tracing::warn!(
-        event,
-        reason = error.as_str(),
-        "webhook hand-off refused; answering 503"
-    );
-    let retry_after = WebhookConfig::of(request).map_or(DEFAULT_RETRY_AFTER, |c| c.retry_after);
+    let retry_after = config.map_or(DEFAULT_RETRY_AFTER, |config| config.retry_after);
     HttpResponse::ServiceUnavailable()
         .insert_header((header::RETRY_AFTER, retry_after_secs(retry_after)))
         .insert_header(header::ContentType::plaintext())

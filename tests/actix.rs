@@ -26,8 +26,9 @@ use futures_util::{
     Stream,
 };
 use printone_webhooks::{
-    sign, worker_queues, Delivery, Secret, Verifier, WebhookConfig, WebhookError, WebhookEvent,
-    WebhookResource, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER,
+    sign, worker_queues, BoxError, Delivery, Dispatcher, ErrorKind, RetryPolicy, Secret, Verifier,
+    WebhookConfig, WebhookError, WebhookEvent, WebhookResource, Worker, LEGACY_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
 };
 use serde::Deserialize;
 use tokio::{
@@ -325,7 +326,8 @@ async fn the_resource_answers_503_with_retry_after_when_the_queue_is_full() {
             .status(),
         200
     );
-    let response = test::call_service(&service, signed(BODY).to_request()).await;
+    let other = BODY.replace("ord_42", "ord_43");
+    let response = test::call_service(&service, signed(&other).to_request()).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "7");
     assert!(deliveries.try_recv().is_ok());
@@ -333,6 +335,67 @@ async fn the_resource_answers_503_with_retry_after_when_the_queue_is_full() {
         deliveries.try_recv().is_err(),
         "a refused delivery must not be queued"
     );
+}
+
+#[actix_web::test]
+async fn the_resource_acknowledges_a_redelivery_without_handing_it_over_again() {
+    let (resource, mut deliveries) = WebhookResource::channel(ROUTE, 4).unwrap();
+    let config = config();
+    let metrics = config.metrics().clone();
+    let service = test::init_service(App::new().service(resource.with_config(config))).await;
+    for _ in 0..3 {
+        let response = test::call_service(&service, signed(BODY).to_request()).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert!(deliveries.try_recv().is_ok());
+    assert!(
+        deliveries.try_recv().is_err(),
+        "a re-delivery was handed over again"
+    );
+    let snapshot = metrics.snapshot();
+    assert_eq!((snapshot.accepted, snapshot.duplicates), (1, 2));
+}
+
+#[actix_web::test]
+async fn the_resource_counts_refusals_by_kind() {
+    let (resource, _deliveries) = WebhookResource::channel(ROUTE, 4).unwrap();
+    let config = config();
+    let metrics = config.metrics().clone();
+    let service = test::init_service(App::new().service(resource.with_config(config))).await;
+    let forged = signed(BODY).set_payload("forged").to_request();
+    assert_eq!(test::call_service(&service, forged).await.status(), 401);
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.rejected(ErrorKind::SignatureMismatch), 1);
+    assert_eq!(snapshot.accepted, 0);
+}
+
+#[actix_web::test]
+async fn the_resource_with_a_dispatcher_retries_and_dead_letters_a_failing_handler() {
+    let (queue, worker) = Worker::new(4).unwrap();
+    let letters = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&letters);
+    let worker = worker
+        .with_retry(
+            RetryPolicy::new(2).with_backoff(Duration::from_millis(1), Duration::from_millis(1)),
+        )
+        .with_dead_letter(move |letter| {
+            sink.lock().unwrap().push(letter.attempts());
+            async {}
+        })
+        .spawn();
+    let dispatcher = Dispatcher::new(queue)
+        .on_order_status_update(|_, _| async { Err::<(), BoxError>("database down".into()) });
+    let resource = WebhookResource::new(ROUTE, dispatcher).with_config(config());
+    let service = test::init_service(App::new().service(resource)).await;
+    assert_eq!(
+        test::call_service(&service, signed(BODY).to_request())
+            .await
+            .status(),
+        200
+    );
+    let report = worker.shutdown().await.unwrap();
+    assert_eq!((report.failed, report.dead_lettered), (2, 1));
+    assert_eq!(*letters.lock().unwrap(), [2]);
 }
 
 #[actix_web::test]
