@@ -114,3 +114,47 @@ async fn full_bytes_requests_work_with_a_plain_tower_service() {
         test_util::sample(ORDER_STATUS_UPDATE).len().to_string()
     );
 }
+
+/// The same one-liner for actix-web handlers, through the crate's actix extractor.
+#[cfg(feature = "actix-web")]
+mod actix {
+    use actix_web::{test, web, App, HttpResponse};
+    use printone_webhooks::{
+        event::COUPON_CODE_USED,
+        test_util::{self, SignedRequest},
+        Verifier, WebhookConfig, WebhookEvent,
+    };
+
+    use super::secret;
+
+    async fn handler(WebhookEvent(event): WebhookEvent) -> HttpResponse {
+        HttpResponse::Ok().body(format!(
+            "{} {}",
+            event.name(),
+            event.data_id().unwrap_or("-")
+        ))
+    }
+
+    #[actix_web::test]
+    async fn a_signed_actix_sample_reaches_the_handler_and_a_tampered_one_does_not() {
+        let app = test::init_service(
+            App::new()
+                .app_data(WebhookConfig::new(Verifier::new(secret())))
+                .route(test_util::DEFAULT_PATH, web::post().to(handler)),
+        )
+        .await;
+
+        let request = test_util::signed_actix_sample(&secret(), COUPON_CODE_USED).to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), 200);
+        let body = test::read_body(response).await;
+        assert_eq!(body, "coupon_code_used cpc_2Zx4Cv6Bn8Mq1Wp3");
+
+        let tampered = SignedRequest::sample(&secret(), COUPON_CODE_USED)
+            .tampered()
+            .to_actix()
+            .to_request();
+        let response = test::call_service(&app, tampered).await;
+        assert_eq!(response.status(), 401);
+    }
+}
