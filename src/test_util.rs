@@ -273,6 +273,7 @@ impl SignedRequest {
 }
 
 #[cfg(all(feature = "test-util", feature = "actix-web"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 impl SignedRequest {
     /// The same delivery as an actix-web `TestRequest`, ready for `to_request()`,
     /// `to_http_request()` or `send_request(&app)`.
@@ -310,6 +311,7 @@ impl SignedRequest {
 /// # Ok::<(), printone_webhooks::ConfigError>(())
 /// ```
 #[cfg(all(feature = "test-util", feature = "actix-web"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 #[must_use]
 pub fn signed_actix_sample(secret: &Secret, trigger: &str) -> actix_web::test::TestRequest {
     SignedRequest::sample(secret, trigger).to_actix()
