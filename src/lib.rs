@@ -8,6 +8,8 @@ mod freshness;
 mod secret;
 mod sign;
 mod signature;
+#[cfg(test)]
+mod test_vectors;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;

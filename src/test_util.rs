@@ -319,21 +319,8 @@ pub fn signed_actix_sample(secret: &Secret, trigger: &str) -> actix_web::test::T
 
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
-
     use super::*;
-    use crate::{event::Event, Verifier};
-
-    #[derive(Deserialize)]
-    struct VectorFile {
-        vectors: Vec<Vector>,
-    }
-
-    #[derive(Deserialize)]
-    struct Vector {
-        name: String,
-        body: String,
-    }
+    use crate::{event::Event, test_vectors, Verifier};
 
     fn secret() -> Secret {
         Secret::new("test-secret").unwrap()
@@ -357,11 +344,9 @@ mod tests {
 
     #[test]
     fn samples_are_the_bodies_of_the_shared_vectors() {
-        let file: VectorFile =
-            serde_json::from_str(include_str!("../tests/vectors/printone.json")).unwrap();
         for trigger in TRIGGERS {
             let name = format!("{trigger}_valid");
-            let vector = file.vectors.iter().find(|v| v.name == name).unwrap();
+            let vector = test_vectors::named(&name);
             assert_eq!(known_sample(trigger), Some(vector.body.as_str()), "{name}");
         }
     }

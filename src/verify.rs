@@ -220,29 +220,12 @@ impl Verified {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{sign, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER};
+    use crate::{
+        sign,
+        test_vectors::{self, Vector},
+        LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER,
+    };
     use http::{HeaderName, HeaderValue};
-    use serde::Deserialize;
-
-    #[derive(Deserialize)]
-    struct VectorFile {
-        vectors: Vec<Vector>,
-    }
-
-    #[derive(Deserialize)]
-    struct Vector {
-        name: String,
-        secrets: Vec<String>,
-        body: String,
-        headers: Vec<(String, String)>,
-        expected: Expected,
-    }
-
-    #[derive(Deserialize)]
-    struct Expected {
-        outcome: String,
-        matched_secret: Option<usize>,
-    }
 
     const BODY: &[u8] = br#"{"data":{"id":"ord_1","status":"order_created"},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
 
@@ -262,12 +245,7 @@ mod tests {
             return ("empty_secret".into(), None);
         };
         let verifier = Verifier::with_secrets(secrets).unwrap();
-        let mut headers = HeaderMap::new();
-        for (name, value) in &vector.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
-            headers.append(name, HeaderValue::from_str(value).unwrap());
-        }
-        match verifier.verify(&headers, vector.body.as_bytes()) {
+        match verifier.verify(&vector.header_map(), vector.body.as_bytes()) {
             Ok(accepted) => ("valid".into(), Some(accepted.secret_index())),
             Err(error) => {
                 let outcome = match error.kind() {
@@ -284,10 +262,9 @@ mod tests {
 
     #[test]
     fn every_vector_in_the_shared_file_gives_its_expected_outcome() {
-        let file: VectorFile =
-            serde_json::from_str(include_str!("../tests/vectors/printone.json")).unwrap();
-        assert!(file.vectors.len() >= 20);
-        for vector in &file.vectors {
+        let vectors = test_vectors::all();
+        assert!(vectors.len() >= 20);
+        for vector in &vectors {
             let expected = (
                 vector.expected.outcome.clone(),
                 vector.expected.matched_secret,

@@ -5,6 +5,8 @@
     reason = "helpers run inside tests, where a failed unwrap is a failed test"
 )]
 
+mod common;
+
 use std::{
     net::SocketAddr,
     pin::Pin,
@@ -30,7 +32,6 @@ use printone_webhooks::{
     WebhookConfig, WebhookError, WebhookEvent, WebhookResource, Worker, LEGACY_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
 };
-use serde::Deserialize;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -99,31 +100,10 @@ fn streamed(parts: Vec<Result<&'static [u8], ()>>, stall: bool) -> actix_http::R
     request.replace_payload(Payload::from(body)).0
 }
 
-#[derive(Deserialize)]
-struct VectorFile {
-    vectors: Vec<Vector>,
-}
-
-#[derive(Deserialize)]
-struct Vector {
-    name: String,
-    secrets: Vec<String>,
-    body: String,
-    headers: Vec<(String, String)>,
-    expected: Expected,
-}
-
-#[derive(Deserialize)]
-struct Expected {
-    outcome: String,
-    matched_secret: Option<usize>,
-}
-
 #[actix_web::test]
 async fn every_known_vector_gets_its_status_through_the_delivery_extractor() {
-    let file: VectorFile = serde_json::from_str(include_str!("vectors/printone.json")).unwrap();
     let mut checked = 0;
-    for vector in &file.vectors {
+    for vector in &common::vectors::all() {
         let Ok(secrets) = vector
             .secrets
             .iter()

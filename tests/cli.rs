@@ -1,5 +1,7 @@
 //! The `printone-webhooks` command-line tool, run as a user would run it.
 
+mod common;
+
 use std::{
     io::{BufRead, BufReader, Write},
     net::TcpListener,
@@ -10,44 +12,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Deserialize;
-
 const BIN: &str = env!("CARGO_BIN_EXE_printone-webhooks");
 const SECRET: &str = "pO1_webhook_7f3KqV9xLm2Rt8Wz4Nc6Hb";
 const SECRET_ENV: &str = "PRINTONE_WEBHOOK_SECRET";
 const PATIENCE: Duration = Duration::from_secs(10);
 
-#[derive(Deserialize)]
-struct VectorFile {
-    vectors: Vec<Vector>,
-}
-
-#[derive(Deserialize)]
-struct Vector {
-    name: String,
-    secrets: Vec<String>,
-    body: String,
-    headers: Vec<(String, String)>,
-    expected: Expected,
-}
-
-#[derive(Deserialize)]
-struct Expected {
-    outcome: String,
-}
-
-fn vectors() -> Vec<Vector> {
-    let text = include_str!("vectors/printone.json");
-    serde_json::from_str::<VectorFile>(text)
-        .expect("vector file")
-        .vectors
-}
+use common::vectors::{self, Vector};
 
 fn vector(name: &str) -> Vector {
-    vectors()
-        .into_iter()
-        .find(|v| v.name == name)
-        .unwrap_or_else(|| panic!("no vector {name}"))
+    vectors::named(name)
 }
 
 /// The tool with a clean environment: no secret unless a test gives one.
@@ -95,7 +68,7 @@ fn signature_of(vector: &Vector) -> String {
 
 #[test]
 fn sign_prints_exactly_the_signatures_of_the_vector_file() {
-    let signed = vectors().into_iter().filter(|v| {
+    let signed = vectors::all().into_iter().filter(|v| {
         v.expected.outcome == "valid"
             && v.secrets.len() == 1
             && v.headers
@@ -165,7 +138,7 @@ fn verify_vector(vector: &Vector, secret: &str) -> Output {
 
 #[test]
 fn verify_exits_0_for_valid_vectors_and_1_for_the_others() {
-    let single_secret = vectors()
+    let single_secret = vectors::all()
         .into_iter()
         .filter(|v| v.secrets.len() == 1 && !v.secrets[0].is_empty());
     for vector in single_secret {

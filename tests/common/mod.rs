@@ -3,6 +3,9 @@
 
 use std::{future::Future, time::Duration};
 
+#[path = "../../src/test_vectors.rs"]
+pub(crate) mod vectors;
+
 use bytes::Bytes;
 use printone_webhooks::{sign, Secret};
 
