@@ -120,6 +120,7 @@ impl VerifyError {
         }
     }
 
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))] // used by the body readers
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.source = Some(source.into());
         self

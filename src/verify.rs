@@ -79,6 +79,7 @@ impl Verifier {
         self
     }
 
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))] // used by the adapters' intake
     pub(crate) fn freshness(&self) -> Option<&Freshness> {
         self.freshness.as_ref()
     }
