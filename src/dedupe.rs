@@ -19,6 +19,10 @@ pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// The default number of delivery ids the in-memory store keeps: 100 000 (about 10 MB).
 pub const DEFAULT_DEDUPE_CAPACITY: usize = 100_000;
 
+/// How long an unsettled claim blocks a re-delivery before [`MemoryStore`] treats it as
+/// abandoned (its request was cancelled between claim and settle): 60 seconds.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
 /// What a store knows of a delivery id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -37,6 +41,10 @@ pub enum Claim {
 /// Print.one sends no delivery id; the id is the verified signature, which is the MAC of the
 /// exact body. A store shared by several replicas (a database, Redis) makes de-duplication work
 /// across them; [`MemoryStore`] is the default for one process.
+///
+/// A claim is normally settled right after the hand-off, but a request can be cancelled in
+/// between (the client went away): a store must let such a claim expire after a while (an
+/// in-flight claim older than a minute, say) so the re-delivery is not refused forever.
 pub trait DedupeStore: Send + Sync + 'static {
     /// Claims `id` unless it is in flight or was seen within the window.
     ///
@@ -113,11 +121,12 @@ impl MemoryStore {
         let mut state = self.lock();
         state.forget_expired(now, self.window);
         if let Some(entry) = state.entries.get(&id) {
-            return if entry.confirmed {
-                Claim::Seen
-            } else {
-                Claim::InFlight
-            };
+            if entry.confirmed {
+                return Claim::Seen;
+            }
+            if now.duration_since(entry.at) < ABANDONED_AFTER {
+                return Claim::InFlight;
+            }
         }
         state.entries.insert(
             id,
@@ -213,6 +222,19 @@ mod tests {
         assert_eq!(store.claim_now(id(1), now), Claim::InFlight);
         store.settle(id(1), true);
         assert_eq!(store.claim_now(id(1), now), Claim::Seen);
+    }
+
+    #[test]
+    fn an_abandoned_claim_can_be_taken_over() {
+        let store = MemoryStore::default();
+        let start = Instant::now();
+        assert_eq!(store.claim_now(id(1), start), Claim::New);
+        let soon = start + Duration::from_secs(5);
+        assert_eq!(store.claim_now(id(1), soon), Claim::InFlight);
+        let later = start + ABANDONED_AFTER + Duration::from_secs(1);
+        assert_eq!(store.claim_now(id(1), later), Claim::New);
+        store.settle(id(1), true);
+        assert_eq!(store.claim_now(id(1), later), Claim::Seen);
     }
 
     #[test]
