@@ -5,14 +5,15 @@ mod delivery;
 mod error;
 pub mod event;
 mod freshness;
+mod mac;
 mod secret;
 mod sign;
 mod signature;
-#[cfg(test)]
-mod test_vectors;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
+#[cfg(test)]
+mod test_vectors;
 mod verify;
 
 #[cfg(feature = "tower")]

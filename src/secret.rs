@@ -2,12 +2,7 @@
 
 use std::fmt;
 
-use hmac::{KeyInit, Mac};
-
-use crate::error::ConfigError;
-
-/// HMAC-SHA256, the MAC of Print.one's signature scheme.
-pub(crate) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+use crate::{error::ConfigError, mac};
 
 /// A webhook signing secret, as shown in Print.one's dashboard.
 ///
@@ -22,7 +17,7 @@ pub(crate) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 /// because a stray newline from an environment file is a common cause of signature mismatches.
 #[derive(Clone)]
 pub struct Secret {
-    keyed: HmacSha256,
+    keyed: mac::Key,
 }
 
 impl Secret {
@@ -53,20 +48,20 @@ impl Secret {
                 "webhook secret has leading or trailing whitespace; it is used as given"
             );
         }
-        let keyed = HmacSha256::new_from_slice(value).map_err(|_| ConfigError::EmptySecret)?;
+        let keyed = mac::Key::new(value).ok_or(ConfigError::EmptySecret)?;
         Ok(Self { keyed })
     }
 
     /// A fresh MAC state keyed with this secret.
-    pub(crate) fn mac(&self) -> HmacSha256 {
-        self.keyed.clone()
+    pub(crate) fn mac(&self) -> mac::Mac {
+        self.keyed.start()
     }
 
     /// The raw 32-byte MAC of `body` under this secret.
     pub(crate) fn mac_of(&self, body: &[u8]) -> [u8; 32] {
         let mut mac = self.mac();
         mac.update(body);
-        mac.finalize().into_bytes().into()
+        mac.finalize()
     }
 }
 

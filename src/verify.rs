@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use hmac::Mac;
 use http::HeaderMap;
 
 use crate::{
     error::{ConfigError, ErrorKind, VerifyError},
     freshness::Freshness,
-    secret::{HmacSha256, Secret},
+    mac::Mac,
+    secret::Secret,
     signature::Signature,
 };
 
@@ -20,8 +20,9 @@ use crate::{
 ///
 /// # Security
 ///
-/// The MAC is compared with the decoded signature in constant time
-/// ([`hmac::Mac::verify_slice`]). The signature is decoded strictly before any comparison.
+/// The MAC is compared with the decoded signature in constant time (RustCrypto's
+/// `Mac::verify_slice`, or `subtle` over ring's tag with the `ring` feature). The signature is
+/// decoded strictly before any comparison.
 ///
 /// # Examples
 ///
@@ -148,8 +149,8 @@ impl Verifier {
 #[derive(Clone)]
 pub struct Verification {
     signature: Signature,
-    first: HmacSha256,
-    rest: Vec<HmacSha256>,
+    first: Mac,
+    rest: Vec<Mac>,
 }
 
 impl Verification {
@@ -170,7 +171,7 @@ impl Verification {
         let expected = self.signature.as_bytes();
         std::iter::once(self.first)
             .chain(self.rest)
-            .position(|mac| mac.verify_slice(expected).is_ok())
+            .position(|mac| mac.verify(expected))
             .map(|secret_index| Verified {
                 signature: self.signature,
                 secret_index,
