@@ -108,6 +108,9 @@ impl Accumulator {
     }
 }
 
+/// How many frames one poll of [`Collect`] reads before it yields.
+const FRAMES_PER_POLL: usize = 64;
+
 pin_project! {
     /// Collects a body into an [`Accumulator`] before a deadline.
     pub(crate) struct Collect<B> {
@@ -138,7 +141,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
+        // Checked first: a body that is always ready must not outrun its deadline.
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(timed_out()));
+        }
+        for _ in 0..FRAMES_PER_POLL {
             let Poll::Ready(frame) = this.body.as_mut().poll_frame(cx) else {
                 ready!(this.deadline.as_mut().poll(cx));
                 return Poll::Ready(Err(timed_out()));
@@ -162,6 +169,10 @@ where
                 }
             }
         }
+        // Still ready after many frames (empty ones do not count against the limit): yield, so
+        // other tasks run and the deadline is checked again.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -220,6 +231,43 @@ mod tests {
         accumulator.push(Bytes::from_static(b"1234")).unwrap();
         let error = accumulator.push(Bytes::from_static(b"56789")).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::BodyTooLarge);
+    }
+
+    /// A body that is always ready with an empty frame, and never ends.
+    struct Endless;
+
+    impl Body for Endless {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::new()))))
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_always_ready_still_meets_its_deadline() {
+        // On its own thread: without the fix the poll never returns, and only a wait from
+        // outside the runtime can notice.
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let outcome = runtime.block_on(async {
+                let limit = Duration::from_millis(50);
+                Collect::new(Endless, accumulator_for(b"", 1024), limit).await
+            });
+            let _ = done.send(outcome.map(|_| ()).map_err(|error| error.kind()));
+        });
+        let outcome = outcome
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an endless body is cut off at its deadline, not polled forever");
+        assert_eq!(outcome, Err(ErrorKind::BodyTimeout));
     }
 
     #[test]
