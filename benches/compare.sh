@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Side-by-side speed of Print.one webhook receivers on loopback, in one run:
+#
+#   - requests/s of a bare axum route, the same route behind VerifyLayer (RustCrypto and ring),
+#     the actix-web extractor (both backends) and a plain Node.js http server verifying with
+#     crypto.createHmac(...).digest('base64') and timingSafeEqual, each loaded by wrk with a
+#     signed 1 KiB and 64 KiB body, in interleaved rounds; medians and ratios to bare axum;
+#   - verification MB/s of this crate (both backends) beside `openssl speed -hmac sha256`.
+#
+# The servers are examples/bench_server.rs and benches/node_server.js; the wrk script is
+# benches/wrk_post.lua. Results and the machine they came from: benches/RESULTS.md.
+#
+# Usage: benches/compare.sh   (as root if wrk must be installed; Debian's package is used)
+# Environment (defaults in brackets):
+#   ROUNDS [3]            interleaved rounds; medians are taken over them
+#   ROUND_SECONDS [5]     wrk duration of each measurement
+#   SPEED_SECONDS [2]     duration of each verification-speed measurement
+#   CONNECTIONS [32]      wrk connections;  WRK_THREADS [1]  wrk threads
+#   SERVER_CPUS [0]       CPUs the servers (and the speed probes) are pinned to, "" for none
+#   CLIENT_CPUS [1]       CPUs wrk is pinned to, "" for none
+#   BASE_PORT [38100]     first of six consecutive ports on 127.0.0.1
+# The last line is exactly `ratio layered/bare 1KiB = <x.xx>` (layered = axum + VerifyLayer with
+# the ring backend).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+ROUND_SECONDS=${ROUND_SECONDS:-5}
+SPEED_SECONDS=${SPEED_SECONDS:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+WRK_THREADS=${WRK_THREADS:-1}
+SERVER_CPUS=${SERVER_CPUS-0}
+CLIENT_CPUS=${CLIENT_CPUS-1}
+BASE_PORT=${BASE_PORT:-38100}
+export BENCH_SECRET=${BENCH_SECRET:-pO1_webhook_bench_7f3KqV9xLm2R}
+export CARGO_TERM_COLOR=never
+
+SERVERS=(bare-axum layered-rustcrypto layered-ring actix-rustcrypto actix-ring node)
+SIZES=(1024 65536)
+
+log() { echo "$*" >&2; }
+
+need() {
+  # need COMMAND DEBIAN_PACKAGE
+  if ! command -v "$1" >/dev/null 2>&1; then
+    log "installing $2 for $1"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+
+# Command prefixes that pin to the given CPUs (empty when none are given or taskset is missing).
+server_pin=()
+client_pin=()
+if command -v taskset >/dev/null 2>&1; then
+  [[ -n $SERVER_CPUS ]] && server_pin=(taskset -c "$SERVER_CPUS")
+  [[ -n $CLIENT_CPUS ]] && client_pin=(taskset -c "$CLIENT_CPUS")
+fi
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
+
+need wrk wrk
+need node nodejs
+need openssl openssl
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+log "== building release servers (RustCrypto, then ring)"
+cargo build --release --quiet --example bench_server --features actix-web
+cp target/release/examples/bench_server "$work/server-rustcrypto"
+cargo build --release --quiet --example bench_server --features actix-web,ring
+cp target/release/examples/bench_server "$work/server-ring"
+
+log "== bodies and signatures"
+for size in "${SIZES[@]}"; do
+  node -e '
+    const size = Number(process.argv[1]);
+    const head = "{\"data\":{\"id\":\"ord_1\",\"note\":\"";
+    const tail = "\"},\"event\":\"order_status_update\",\"created_at\":\"2024-06-03T13:14:46.501Z\"}";
+    process.stdout.write(head + "x".repeat(size - head.length - tail.length) + tail);
+  ' "$size" >"$work/body-$size"
+  openssl dgst -sha256 -hmac "$BENCH_SECRET" -binary "$work/body-$size" | base64 -w0 >"$work/sig-$size"
+  [[ $(stat -c %s "$work/body-$size") == "$size" ]] || { log "body of $size bytes has the wrong size"; exit 1; }
+done
+
+port_of() {
+  local i
+  for i in "${!SERVERS[@]}"; do
+    [[ ${SERVERS[$i]} == "$1" ]] && { echo $((BASE_PORT + i)); return; }
+  done
+}
+
+start() {
+  local name=$1 port
+  port=$(port_of "$name")
+  case $name in
+    bare-axum) "${server_pin[@]}" "$work/server-rustcrypto" bare-axum "127.0.0.1:$port" & ;;
+    layered-rustcrypto) "${server_pin[@]}" "$work/server-rustcrypto" layered-axum "127.0.0.1:$port" & ;;
+    layered-ring) "${server_pin[@]}" "$work/server-ring" layered-axum "127.0.0.1:$port" & ;;
+    actix-rustcrypto) "${server_pin[@]}" "$work/server-rustcrypto" actix "127.0.0.1:$port" & ;;
+    actix-ring) "${server_pin[@]}" "$work/server-ring" actix "127.0.0.1:$port" & ;;
+    node) "${server_pin[@]}" node benches/node_server.js "$port" & ;;
+  esac
+  pids+=($!)
+}
+
+# status PORT BODY_FILE SIGNATURE: the HTTP status of one POST.
+status() {
+  node -e '
+    const [port, file, signature] = process.argv.slice(1);
+    const body = require("fs").readFileSync(file);
+    const req = require("http").request({ host: "127.0.0.1", port, method: "POST",
+      path: "/webhooks/printone", headers: { "x-webhook-hmac-sha256": signature,
+      "content-type": "application/json", "content-length": body.length } },
+      (res) => { res.resume(); console.log(res.statusCode); });
+    req.on("error", () => console.log(0));
+    req.end(body);
+  ' "$@"
+}
+
+log "== starting servers on 127.0.0.1:$BASE_PORT.. (pinned to CPUs '${SERVER_CPUS}')"
+for name in "${SERVERS[@]}"; do start "$name"; done
+for name in "${SERVERS[@]}"; do
+  port=$(port_of "$name")
+  for _ in $(seq 100); do
+    [[ $(status "$port" "$work/body-1024" "$(cat "$work/sig-1024")") == 200 ]] && break
+    sleep 0.1
+  done
+  [[ $(status "$port" "$work/body-1024" "$(cat "$work/sig-1024")") == 200 ]] \
+    || { log "$name does not answer 200 to a signed delivery"; exit 1; }
+  if [[ $name != bare-axum ]]; then
+    [[ $(status "$port" "$work/body-1024" "$(cat "$work/sig-65536")") == 401 ]] \
+      || { log "$name does not refuse a wrong signature"; exit 1; }
+  fi
+done
+
+# load NAME SIZE: requests/s of one wrk run, appended to the results.
+load() {
+  local name=$1 size=$2 port out rps
+  port=$(port_of "$name")
+  out=$(BENCH_BODY_FILE="$work/body-$size" BENCH_SIGNATURE="$(cat "$work/sig-$size")" \
+    timeout $((ROUND_SECONDS + 30)) "${client_pin[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" \
+    -d"${ROUND_SECONDS}s" -s benches/wrk_post.lua "http://127.0.0.1:$port/webhooks/printone")
+  if grep -q "Non-2xx" <<<"$out"; then
+    log "$name answered non-2xx statuses at $size bytes:"
+    log "$out"
+    exit 1
+  fi
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+  echo "$rps" >>"$work/rps-$name-$size"
+  log "   $name $size B: $rps req/s"
+}
+
+# speed WHO SIZE: verification MB/s of openssl or this crate, appended to the results.
+speed() {
+  local who=$1 size=$2 mbs
+  if [[ $who == openssl ]]; then
+    mbs=$("${server_pin[@]}" openssl speed -elapsed -seconds "$SPEED_SECONDS" -bytes "$size" -hmac sha256 2>/dev/null \
+      | awk '/^hmac\(sha256\)/ { sub(/k$/, "", $2); printf "%.1f\n", $2 / 1000 }')
+  else
+    mbs=$("${server_pin[@]}" "$work/server-$who" hmac-speed "$size" "$SPEED_SECONDS" | awk '{ print $1 }')
+  fi
+  echo "$mbs" >>"$work/speed-$who-$size"
+  log "   $who $size B: $mbs MB/s"
+}
+
+log "== $ROUNDS interleaved rounds: wrk -t$WRK_THREADS -c$CONNECTIONS -d${ROUND_SECONDS}s (CPUs '${CLIENT_CPUS}'), then verification speed"
+for round in $(seq "$ROUNDS"); do
+  log "-- round $round ($(uptime | sed 's/.*load/load/'))"
+  count=${#SERVERS[@]}
+  for size in "${SIZES[@]}"; do
+    for offset in $(seq 0 $((count - 1))); do
+      load "${SERVERS[$(((offset + round - 1) % count))]}" "$size"
+    done
+  done
+  for size in "${SIZES[@]}"; do
+    for who in openssl rustcrypto ring; do speed "$who" "$size"; done
+  done
+done
+
+rps() { median <"$work/rps-$1-$2"; }
+mbs() { median <"$work/speed-$1-$2"; }
+
+echo
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, sha_ni: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no)"
+echo "versions: $(rustc -V | cut -d' ' -f1-2), node $(node -v), $(openssl version | cut -d' ' -f1-2), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+echo "requests/s, median of $ROUNDS rounds of ${ROUND_SECONDS}s, wrk -t$WRK_THREADS -c$CONNECTIONS on CPUs '${CLIENT_CPUS}', servers on CPUs '${SERVER_CPUS}':"
+printf '%-20s %12s %12s %14s %14s\n' server "1KiB req/s" "64KiB req/s" "1KiB /bare" "64KiB /bare"
+for name in "${SERVERS[@]}"; do
+  printf '%-20s %12s %12s %14s %14s\n' "$name" "$(rps "$name" 1024)" "$(rps "$name" 65536)" \
+    "$(ratio "$(rps "$name" 1024)" "$(rps bare-axum 1024)")" "$(ratio "$(rps "$name" 65536)" "$(rps bare-axum 65536)")"
+done
+echo
+echo "verification MB/s, median of $ROUNDS rounds of ${SPEED_SECONDS}s (openssl speed -elapsed -hmac sha256):"
+printf '%-8s %10s %12s %10s %20s %14s\n' size openssl rustcrypto ring "rustcrypto/openssl" "ring/openssl"
+for size in "${SIZES[@]}"; do
+  printf '%-8s %10s %12s %10s %20s %14s\n' "$size" "$(mbs openssl "$size")" "$(mbs rustcrypto "$size")" "$(mbs ring "$size")" \
+    "$(ratio "$(mbs rustcrypto "$size")" "$(mbs openssl "$size")")" "$(ratio "$(mbs ring "$size")" "$(mbs openssl "$size")")"
+done
+echo
+for size in "${SIZES[@]}"; do
+  label=$([[ $size == 1024 ]] && echo 1KiB || echo 64KiB)
+  echo "ratio layered-ring/node $label = $(ratio "$(rps layered-ring "$size")" "$(rps node "$size")")"
+  echo "ratio actix-ring/node $label = $(ratio "$(rps actix-ring "$size")" "$(rps node "$size")")"
+done
+echo "ratio layered-rustcrypto/bare 1KiB = $(ratio "$(rps layered-rustcrypto 1024)" "$(rps bare-axum 1024)")"
+echo "ratio layered/bare 1KiB = $(ratio "$(rps layered-ring 1024)" "$(rps bare-axum 1024)")"
