@@ -1,6 +1,6 @@
 //! Verification speed per crypto backend, and the crate's own cost per request beyond the HMAC.
 //!
-//! Run with the default RustCrypto backend and with ring, and compare (results and machine in
+//! Run with the default pure-Rust backend and with ring, and compare (results and machine in
 //! `benches/RESULTS.md`):
 //!
 //! ```sh

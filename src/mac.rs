@@ -1,8 +1,8 @@
 //! HMAC-SHA256, the one place that knows which crypto backend is active.
 //!
-//! The pure-Rust RustCrypto `hmac` + `sha2` pair is the default. The `ring` feature switches to
-//! ring's assembly; RustCrypto stays compiled either way (it is small) so the two can be checked
-//! against each other. There is only one optional backend, so `--all-features` means ring.
+//! The pure-Rust `hmac` + `sha2` pair (`RustCrypto`) is the default. The `ring` feature switches
+//! to ring's assembly; the pure-Rust pair stays compiled either way (it is small) so the two can be
+//! checked against each other. There is only one optional backend, so `--all-features` means ring.
 
 /// The name of the active backend, for benchmarks and diagnostics.
 #[cfg_attr(not(test), allow(dead_code))]
@@ -59,7 +59,7 @@ use rustcrypto as backend;
 #[cfg(feature = "ring")]
 use ring_backend as backend;
 
-/// RustCrypto `hmac` 0.13 over `sha2` 0.11 (SHA-NI when the CPU has it, portable code otherwise).
+/// `hmac` 0.13 over `sha2` 0.11 (SHA-NI when the CPU has it, portable code otherwise).
 #[cfg_attr(feature = "ring", allow(dead_code))]
 mod rustcrypto {
     use hmac::{KeyInit, Mac as _};
@@ -162,7 +162,7 @@ mod tests {
     }
 
     fn hex(tag: &[u8]) -> String {
-        tag.iter().map(|b| format!("{b:02x}")).collect()
+        tag.iter().fold(String::new(), |hex, b| hex + &format!("{b:02x}"))
     }
 
     #[test]
@@ -247,8 +247,8 @@ mod tests {
         assert!(checked >= 5, "only {checked} valid vectors");
     }
 
-    /// Under the `ring` feature, the active backend is checked against RustCrypto on random
-    /// keys, bodies and splits; without it, the check is RustCrypto against itself one-shot.
+    /// Under the `ring` feature, the active backend is checked against the pure-Rust one on random
+    /// keys, bodies and splits; without it, split updates are checked against one-shot.
     #[test]
     fn backends_agree_on_random_keys_bodies_and_splits() {
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);

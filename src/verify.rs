@@ -20,8 +20,8 @@ use crate::{
 ///
 /// # Security
 ///
-/// The MAC is compared with the decoded signature in constant time (RustCrypto's
-/// `Mac::verify_slice`, or `subtle` over ring's tag with the `ring` feature). The signature is
+/// The MAC is compared with the decoded signature in constant time (`hmac::Mac::verify_slice`,
+/// or `subtle` over ring's tag with the `ring` feature). The signature is
 /// decoded strictly before any comparison.
 ///
 /// # Examples
