@@ -216,6 +216,7 @@ fn report(what: &str, timings: &[Vec<f64>; 4], decides: bool) -> bool {
         let ts = t_statistics(&timings[a], &timings[b]);
         let worst = ts.iter().fold(0.0_f64, |m, t| m.max(t.abs()));
         let cells: Vec<String> = ts.iter().map(|t| format!("{t:+7.2}")).collect();
+        let note = if verdict && !decides { "" } else { note };
         println!(
             "  t {:<11} vs {:<11} all/p50/p90/p99: {}  max |t| {worst:5.2}{note}",
             CLASSES[a],

@@ -13,6 +13,7 @@
 
 use std::{
     convert::Infallible,
+    future::Future as _,
     pin::Pin,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -21,7 +22,6 @@ use std::{
     task::{Context, Poll},
     time::Duration,
 };
-use std::future::Future as _;
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
@@ -225,7 +225,10 @@ async fn channel(ctx: &Ctx<'_>, requests: Vec<Req>, capacity: u8) {
     drop(service);
     let mut handed = 0;
     while let Some(delivery) = receiver.recv().await {
-        assert!(ctx.check.verify_signature(*delivery.signature(), delivery.body()).is_ok());
+        assert!(ctx
+            .check
+            .verify_signature(*delivery.signature(), delivery.body())
+            .is_ok());
         handed += 1;
     }
     assert!(handed <= oks);
@@ -246,7 +249,10 @@ where
             .expect("the service is ready");
         let response = service.call(request).await.expect("refusals are responses");
         let status = response.status();
-        assert!(DOCUMENTED.contains(&status.as_u16()), "undocumented {status}");
+        assert!(
+            DOCUMENTED.contains(&status.as_u16()),
+            "undocumented {status}"
+        );
         expect.check(status);
         oks += usize::from(status == StatusCode::OK);
     }
@@ -289,7 +295,10 @@ impl Expect {
         } else if self.declared_too_large {
             assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         } else if status == StatusCode::OK {
-            assert!(self.may_succeed, "200 for a request that cannot be authentic");
+            assert!(
+                self.may_succeed,
+                "200 for a request that cannot be authentic"
+            );
         }
     }
 }
