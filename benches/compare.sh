@@ -57,8 +57,7 @@ if command -v taskset >/dev/null 2>&1; then
   [[ -n $CLIENT_CPUS ]] && client_pin=(taskset -c "$CLIENT_CPUS")
 fi
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.7g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 need wrk wrk
 need node nodejs
@@ -189,28 +188,39 @@ done
 
 rps() { median <"$work/rps-$1-$2"; }
 mbs() { median <"$work/speed-$1-$2"; }
+# per_round A B NAME SIZE: the median over rounds of A's figure divided by B's in the same round,
+# so that a change of the machine's speed between rounds does not skew the ratio.
+per_round() {
+  paste "$work/$1-$3-$4" "$work/$2-$4" | awk '{ if ($2 > 0) printf "%.4f\n", $1 / $2 }' | median \
+    | awk '{ printf "%.2f", $1 }'
+}
+to_bare() { per_round rps rps-bare-axum "$1" "$2"; }
+to_node() { per_round rps rps-node "$1" "$2"; }
+to_openssl() { per_round speed speed-openssl "$1" "$2"; }
 
 echo
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, sha_ni: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no)"
 echo "versions: $(rustc -V | cut -d' ' -f1-2), node $(node -v), $(openssl version | cut -d' ' -f1-2), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "requests/s, median of $ROUNDS rounds of ${ROUND_SECONDS}s, wrk -t$WRK_THREADS -c$CONNECTIONS on CPUs '${CLIENT_CPUS}', servers on CPUs '${SERVER_CPUS}':"
+echo "(ratios are medians of the ratios within each round)"
 printf '%-20s %12s %12s %14s %14s\n' server "1KiB req/s" "64KiB req/s" "1KiB /bare" "64KiB /bare"
 for name in "${SERVERS[@]}"; do
   printf '%-20s %12s %12s %14s %14s\n' "$name" "$(rps "$name" 1024)" "$(rps "$name" 65536)" \
-    "$(ratio "$(rps "$name" 1024)" "$(rps bare-axum 1024)")" "$(ratio "$(rps "$name" 65536)" "$(rps bare-axum 65536)")"
+    "$(to_bare "$name" 1024)" "$(to_bare "$name" 65536)"
 done
 echo
 echo "verification MB/s, median of $ROUNDS rounds of ${SPEED_SECONDS}s (openssl speed -elapsed -hmac sha256):"
 printf '%-8s %10s %12s %10s %20s %14s\n' size openssl rustcrypto ring "rustcrypto/openssl" "ring/openssl"
 for size in "${SIZES[@]}"; do
   printf '%-8s %10s %12s %10s %20s %14s\n' "$size" "$(mbs openssl "$size")" "$(mbs rustcrypto "$size")" "$(mbs ring "$size")" \
-    "$(ratio "$(mbs rustcrypto "$size")" "$(mbs openssl "$size")")" "$(ratio "$(mbs ring "$size")" "$(mbs openssl "$size")")"
+    "$(to_openssl rustcrypto "$size")" "$(to_openssl ring "$size")"
 done
 echo
 for size in "${SIZES[@]}"; do
   label=$([[ $size == 1024 ]] && echo 1KiB || echo 64KiB)
-  echo "ratio layered-ring/node $label = $(ratio "$(rps layered-ring "$size")" "$(rps node "$size")")"
-  echo "ratio actix-ring/node $label = $(ratio "$(rps actix-ring "$size")" "$(rps node "$size")")"
+  for name in layered-rustcrypto layered-ring actix-rustcrypto actix-ring; do
+    echo "ratio $name/node $label = $(to_node "$name" "$size")"
+  done
 done
-echo "ratio layered-rustcrypto/bare 1KiB = $(ratio "$(rps layered-rustcrypto 1024)" "$(rps bare-axum 1024)")"
-echo "ratio layered/bare 1KiB = $(ratio "$(rps layered-ring 1024)" "$(rps bare-axum 1024)")"
+echo "ratio layered-rustcrypto/bare 1KiB = $(to_bare layered-rustcrypto 1024)"
+echo "ratio layered/bare 1KiB = $(to_bare layered-ring 1024)"
