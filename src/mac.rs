@@ -162,7 +162,8 @@ mod tests {
     }
 
     fn hex(tag: &[u8]) -> String {
-        tag.iter().fold(String::new(), |hex, b| hex + &format!("{b:02x}"))
+        tag.iter()
+            .fold(String::new(), |hex, b| hex + &format!("{b:02x}"))
     }
 
     #[test]
