@@ -4,7 +4,7 @@
 //! to ring's assembly; the pure-Rust pair stays compiled either way (it is small) so the two can be
 //! checked against each other. There is only one optional backend, so `--all-features` means ring.
 
-/// The name of the active backend, for benchmarks and diagnostics.
+/// The name of the active backend (the tests check that `ring` wins when it is enabled).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const BACKEND: &str = if cfg!(feature = "ring") {
     "ring"
