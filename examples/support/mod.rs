@@ -16,27 +16,27 @@ use printone_webhooks::{sign, Delivery, Secret};
 use serde_json::Value;
 
 /// The route both receivers listen on.
-pub const ROUTE: &str = "/webhooks/printone";
+pub(crate) const ROUTE: &str = "/webhooks/printone";
 
 /// The signed sample event of the printed `curl` command.
 const SAMPLE: &str = r#"{"data":{"id":"ord_sample_1","status":"order_created","friendlyStatus":"Created"},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
 
 /// The settings read from the environment.
-pub struct Settings {
-    pub bind: SocketAddr,
-    pub max_body_bytes: usize,
-    pub body_timeout: Duration,
-    pub queue_capacity: usize,
-    pub handler_delay: Duration,
+pub(crate) struct Settings {
+    pub(crate) bind: SocketAddr,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) body_timeout: Duration,
+    pub(crate) queue_capacity: usize,
+    pub(crate) handler_delay: Duration,
     /// The secret's text; generated when `PRINTONE_WEBHOOK_SECRET` is unset.
-    pub secret_text: String,
+    pub(crate) secret_text: String,
     /// Whether the secret was generated (and the development help should be printed).
-    pub generated: bool,
+    pub(crate) generated: bool,
 }
 
 impl Settings {
     /// Reads every `PRINTONE_*` variable, with the documented defaults.
-    pub fn from_env() -> Result<Self, String> {
+    pub(crate) fn from_env() -> Result<Self, String> {
         let given = env::var("PRINTONE_WEBHOOK_SECRET")
             .ok()
             .filter(|s| !s.is_empty());
@@ -68,7 +68,7 @@ fn var<T: FromStr>(name: &str, default: T) -> Result<T, String> {
 }
 
 /// Logs to stderr (stdout carries only the contract's lines), `RUST_LOG` or `info`.
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -79,7 +79,7 @@ pub fn init_tracing() {
 }
 
 /// Prints the one `handled event=<event> id=<data.id>` line of a handled delivery.
-pub fn print_handled(delivery: &Delivery) {
+pub(crate) fn print_handled(delivery: &Delivery) {
     let (event, id) = summary(delivery);
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "handled event={event} id={id}");
@@ -145,7 +145,7 @@ fn development_secret() -> String {
 }
 
 /// Prints the generated secret and a `curl` command sending a correctly signed sample.
-pub fn print_development_help(secret_text: &str, secret: &Secret, local: SocketAddr) {
+pub(crate) fn print_development_help(secret_text: &str, secret: &Secret, local: SocketAddr) {
     let host = if local.ip().is_unspecified() {
         format!("127.0.0.1:{}", local.port())
     } else {
@@ -162,7 +162,7 @@ pub fn print_development_help(secret_text: &str, secret: &Secret, local: SocketA
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
