@@ -3,7 +3,7 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::{ready, Context, Poll},
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -113,11 +113,15 @@ const FRAMES_PER_POLL: usize = 64;
 
 pin_project! {
     /// Collects a body into an [`Accumulator`] before a deadline.
+    ///
+    /// The deadline starts the first time the body makes the reader wait (or keeps it busy for
+    /// many frames): a body that arrived with its headers costs no timer at all.
     pub(crate) struct Collect<B> {
         #[pin]
         body: B,
         #[pin]
-        deadline: Sleep,
+        deadline: Option<Sleep>,
+        timeout: Duration,
         accumulator: Option<Accumulator>,
     }
 }
@@ -126,10 +130,21 @@ impl<B> Collect<B> {
     pub(crate) fn new(body: B, accumulator: Accumulator, timeout: Duration) -> Self {
         Self {
             body,
-            deadline: sleep(timeout),
+            deadline: None,
+            timeout,
             accumulator: Some(accumulator),
         }
     }
+}
+
+/// Whether the deadline (started now if it was not yet) has passed.
+fn expired(mut deadline: Pin<&mut Option<Sleep>>, timeout: Duration, cx: &mut Context<'_>) -> bool {
+    if deadline.is_none() {
+        deadline.set(Some(sleep(timeout)));
+    }
+    deadline
+        .as_pin_mut()
+        .is_some_and(|sleep| sleep.poll(cx).is_ready())
 }
 
 impl<B> Future for Collect<B>
@@ -141,14 +156,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        // Checked first: a body that is always ready must not outrun its deadline.
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(timed_out()));
-        }
         for _ in 0..FRAMES_PER_POLL {
             let Poll::Ready(frame) = this.body.as_mut().poll_frame(cx) else {
-                ready!(this.deadline.as_mut().poll(cx));
-                return Poll::Ready(Err(timed_out()));
+                if expired(this.deadline.as_mut(), *this.timeout, cx) {
+                    return Poll::Ready(Err(timed_out()));
+                }
+                return Poll::Pending;
             };
             let Some(accumulator) = this.accumulator.as_mut() else {
                 return Poll::Ready(Err(timed_out()));
@@ -169,8 +182,11 @@ where
                 }
             }
         }
-        // Still ready after many frames (empty ones do not count against the limit): yield, so
-        // other tasks run and the deadline is checked again.
+        // Still ready after many frames (empty ones do not count against the limit): a body that
+        // is always ready must not outrun its deadline, and must let other tasks run.
+        if expired(this.deadline.as_mut(), *this.timeout, cx) {
+            return Poll::Ready(Err(timed_out()));
+        }
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -60,7 +60,9 @@ impl VerifyLayer {
         self
     }
 
-    /// Sets how long the whole body may take to arrive (default 10 s), answered with 408.
+    /// Sets how long the body may take to arrive (default 10 s), answered with 408. The clock
+    /// starts the first time the body is not already there, so a body that came with its
+    /// headers never pays for a timer.
     pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
         Arc::make_mut(&mut self.config).body_timeout = timeout;
         self
