@@ -34,13 +34,7 @@ use support::{Settings, ROUTE};
 #[actix_web::main]
 async fn main() -> ExitCode {
     support::init_tracing();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(2)
-        }
-    }
+    support::exit_code(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -78,6 +78,17 @@ pub(crate) fn init_tracing() {
         .init();
 }
 
+/// 0 when the receiver stopped cleanly; 2, with the reason on stderr, when it could not start.
+pub(crate) fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// Prints the one `handled event=<event> id=<data.id>` line of a handled delivery.
 pub(crate) fn print_handled(delivery: &Delivery) {
     let (event, id) = summary(delivery);
