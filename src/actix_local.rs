@@ -131,8 +131,15 @@ where
     F: Fn(Delivery) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
+    let id = delivery.id();
+    let event = delivery.event_header().map(str::to_owned);
     if let Err(error) = actix_web::rt::spawn(handler(delivery)).await {
-        tracing::error!(panic = error.is_panic(), "webhook handler panicked");
+        tracing::error!(
+            event,
+            id,
+            panic = error.is_panic(),
+            "webhook handler panicked; the delivery was not handled"
+        );
     }
 }
 
