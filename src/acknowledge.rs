@@ -129,18 +129,12 @@ impl std::fmt::Debug for Acknowledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{dedupe::MemoryStore, sign_raw, Secret, Verifier};
-    use bytes::Bytes;
+    use crate::dedupe::MemoryStore;
     use http::HeaderMap;
     use tokio::sync::mpsc;
 
     fn delivery(body: &'static [u8]) -> Delivery {
-        let secret = Secret::new("s3cr3t").unwrap();
-        let signature = sign_raw(&secret, body);
-        let verified = Verifier::new(secret)
-            .verify_signature(signature, body)
-            .unwrap();
-        Delivery::new(Bytes::from_static(body), verified, &HeaderMap::new())
+        crate::delivery::verified(body, &HeaderMap::new())
     }
 
     fn deduplicating() -> Acknowledger {

@@ -118,17 +118,10 @@ impl IntoResponse for WebhookRejection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{sign_raw, Secret, Verifier};
-    use bytes::Bytes;
     use http::{HeaderMap, Request};
 
     fn parts_with(body: &'static [u8]) -> Parts {
-        let secret = Secret::new("s3cr3t").unwrap();
-        let signature = sign_raw(&secret, body);
-        let verified = Verifier::new(secret)
-            .verify_signature(signature, body)
-            .unwrap();
-        let delivery = Delivery::new(Bytes::from_static(body), verified, &HeaderMap::new());
+        let delivery = crate::delivery::verified(body, &HeaderMap::new());
         let (mut parts, ()) = Request::new(()).into_parts();
         parts.extensions.insert(delivery);
         parts

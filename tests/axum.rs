@@ -231,13 +231,22 @@ async fn a_route_layered_in_background_answers_200_before_its_handler_runs() {
     assert_eq!((report.handled, report.failed, report.panicked), (1, 0, 0));
 }
 
+/// A handler that reports each call on the returned receiver.
+fn counting_handler() -> (
+    impl Fn() -> std::future::Ready<()> + Clone + Send + Sync + 'static,
+    mpsc::UnboundedReceiver<()>,
+) {
+    let (calls, called) = mpsc::unbounded_channel::<()>();
+    let handler = move || {
+        calls.send(()).expect("the test is listening");
+        std::future::ready(())
+    };
+    (handler, called)
+}
+
 #[tokio::test]
 async fn a_chunked_body_over_the_limit_is_413() {
-    let (calls, mut called) = mpsc::unbounded_channel::<()>();
-    let handler = move || {
-        let calls = calls.clone();
-        async move { calls.send(()).expect("the test is listening") }
-    };
+    let (handler, mut called) = counting_handler();
     let app = Router::new()
         .route(ROUTE, post(handler))
         .layer(verify_layer().with_max_body_bytes(1024));
@@ -258,11 +267,7 @@ async fn a_chunked_body_over_the_limit_is_413() {
 
 #[tokio::test]
 async fn a_body_that_stops_arriving_is_408_after_the_configured_deadline() {
-    let (calls, mut called) = mpsc::unbounded_channel::<()>();
-    let handler = move || {
-        let calls = calls.clone();
-        async move { calls.send(()).expect("the test is listening") }
-    };
+    let (handler, mut called) = counting_handler();
     let app = Router::new()
         .route(ROUTE, post(handler))
         .layer(verify_layer().with_body_timeout(Duration::from_millis(200)));

@@ -174,12 +174,7 @@ struct Ctx<'a> {
 
 async fn plain(ctx: &Ctx<'_>, requests: Vec<Req>) {
     let calls = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&calls);
-    let inner = ServiceFn(move |request: Request<Full<Bytes>>| {
-        assert!(request.extensions().get::<Delivery>().is_some());
-        counted.fetch_add(1, Ordering::Relaxed);
-        Response::new(Full::new(Bytes::new()))
-    });
+    let inner = counting_inner(Arc::clone(&calls));
     let mut service = ctx.layer.layer(inner);
     let oks = send_all(ctx, &mut service, requests).await;
     assert_eq!(calls.load(Ordering::Relaxed), oks);
@@ -190,12 +185,7 @@ async fn background(ctx: &Ctx<'_>, requests: Vec<Req>, capacity: u8, running: bo
         return;
     };
     let calls = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&calls);
-    let inner = ServiceFn(move |request: Request<Full<Bytes>>| {
-        assert!(request.extensions().get::<Delivery>().is_some());
-        counted.fetch_add(1, Ordering::Relaxed);
-        Response::new(Full::new(Bytes::new()))
-    });
+    let inner = counting_inner(Arc::clone(&calls));
     let metrics = worker.metrics().clone();
     let layer = ctx.layer.clone().with_metrics(metrics.clone());
     let mut service = layer.in_background(queue).layer(inner);
@@ -438,6 +428,17 @@ impl Body for Steps {
 }
 
 /// A synchronous inner service, cloneable as the layer needs.
+/// An inner service that requires a verified delivery and counts its calls.
+fn counting_inner(
+    calls: Arc<AtomicUsize>,
+) -> ServiceFn<impl Fn(Request<Full<Bytes>>) -> Response<Full<Bytes>> + Clone + Send + 'static> {
+    ServiceFn(move |request: Request<Full<Bytes>>| {
+        assert!(request.extensions().get::<Delivery>().is_some());
+        calls.fetch_add(1, Ordering::Relaxed);
+        Response::new(Full::new(Bytes::new()))
+    })
+}
+
 #[derive(Clone)]
 struct ServiceFn<F>(F);
 
