@@ -2,9 +2,11 @@
 # Side-by-side speed of Print.one webhook receivers on loopback, in one run:
 #
 #   - requests/s of a bare axum route, the same route behind VerifyLayer (RustCrypto and ring),
-#     the actix-web extractor (both backends) and a plain Node.js http server verifying with
-#     crypto.createHmac(...).digest('base64') and timingSafeEqual, each loaded by wrk with a
-#     signed 1 KiB and 64 KiB body, in interleaved rounds; medians and ratios to bare axum;
+#     a hand-written axum handler verifying with the same backend without this crate (the floor
+#     any receiver pays), the actix-web extractor (both backends) and a plain Node.js http server
+#     verifying with crypto.createHmac(...).digest('base64') and timingSafeEqual, each loaded by
+#     wrk with a signed 1 KiB and 64 KiB body, in interleaved rounds; medians and ratios to bare
+#     axum, to the hand-written handler and to Node;
 #   - verification MB/s of this crate (both backends) beside `openssl speed -hmac sha256`.
 #
 # The servers are examples/bench_server.rs and benches/node_server.js; the wrk script is
@@ -18,7 +20,15 @@
 #   CONNECTIONS [32]      wrk connections;  WRK_THREADS [1]  wrk threads
 #   SERVER_CPUS [0]       CPUs the servers (and the speed probes) are pinned to, "" for none
 #   CLIENT_CPUS [1]       CPUs wrk is pinned to, "" for none
-#   BASE_PORT [38100]     first of six consecutive ports on 127.0.0.1
+#   BASE_PORT [38100]     first of eight consecutive ports on 127.0.0.1
+#   SHA_EXTENSIONS [native]
+#                         "off" measures every contender as it runs on a CPU without the SHA
+#                         extensions, on a CPU that has them: OpenSSL (openssl speed, and Node's
+#                         bundled copy) through its documented OPENSSL_ia32cap mask, RustCrypto's
+#                         sha2 built with its portable backend (the code its run-time detection
+#                         falls back to), and ring built from a copy of its source whose CPU
+#                         detection clears the SHA bit (CPUID leaf 7, EBX bit 29). These builds
+#                         go to target/bench-no-sha; the working tree is not touched.
 # The last line is exactly `ratio layered/bare 1KiB = <x.xx>` (layered = axum + VerifyLayer with
 # the ring backend).
 set -euo pipefail
@@ -32,10 +42,12 @@ WRK_THREADS=${WRK_THREADS:-1}
 SERVER_CPUS=${SERVER_CPUS-0}
 CLIENT_CPUS=${CLIENT_CPUS-1}
 BASE_PORT=${BASE_PORT:-38100}
+SHA_EXTENSIONS=${SHA_EXTENSIONS:-native}
 export BENCH_SECRET=${BENCH_SECRET:-pO1_webhook_bench_7f3KqV9xLm2R}
 export CARGO_TERM_COLOR=never
 
-SERVERS=(bare-axum layered-rustcrypto layered-ring actix-rustcrypto actix-ring node)
+SERVERS=(bare-axum handwritten-rustcrypto handwritten-ring layered-rustcrypto layered-ring
+  actix-rustcrypto actix-ring node)
 SIZES=(1024 65536)
 
 log() { echo "$*" >&2; }
@@ -59,6 +71,11 @@ fi
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.7g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+case $SHA_EXTENSIONS in
+  native | off) ;;
+  *) log "SHA_EXTENSIONS must be native or off, not '$SHA_EXTENSIONS'"; exit 2 ;;
+esac
+
 need wrk wrk
 need node nodejs
 need openssl openssl
@@ -73,11 +90,57 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "== building release servers (RustCrypto, then ring)"
-cargo build --release --quiet --example bench_server --features actix-web
-cp target/release/examples/bench_server "$work/server-rustcrypto"
-cargo build --release --quiet --example bench_server --features actix-web,ring
-cp target/release/examples/bench_server "$work/server-ring"
+# build FEATURES OUTPUT [CARGO_ARGS...]: the release bench server with the given features.
+build() {
+  local features=$1 output=$2
+  shift 2
+  cargo build --release --quiet --example bench_server --features "$features" "$@"
+  cp "${CARGO_TARGET_DIR:-target}/release/examples/bench_server" "$output"
+}
+
+# The source of the ring release the lock file pins.
+ring_source() {
+  cargo metadata --format-version 1 --features ring | node -e '
+    let json = "";
+    process.stdin.on("data", (chunk) => (json += chunk)).on("end", () => {
+      const ring = JSON.parse(json).packages.find((p) => p.name === "ring");
+      console.log(require("path").dirname(ring.manifest_path));
+    });'
+}
+
+if [[ $SHA_EXTENSIONS == native ]]; then
+  log "== building release servers (RustCrypto, then ring)"
+  build actix-web "$work/server-rustcrypto"
+  build actix-web,ring "$work/server-ring"
+else
+  log "== building release servers as on a CPU without SHA extensions (target/bench-no-sha)"
+  no_sha=$PWD/target/bench-no-sha
+  mkdir -p "$no_sha"
+  ring_src=$(ring_source)
+  ring_copy=$no_sha/$(basename "$ring_src")  # kept between runs, so ring is built once per release
+  cpu_intel=$ring_copy/crypto/cpu_intel.c
+  if ! grep -q 'SHA extensions masked' "$cpu_intel" 2>/dev/null; then
+    rm -rf "$ring_copy"
+    cp -r "$ring_src" "$ring_copy"
+    sed -i 's|^\( *\)extended_features\[0\] = ebx;|&\n\1extended_features[0] \&= ~(1u << 29);  /* SHA extensions masked */|' "$cpu_intel"
+  fi
+  grep -q 'SHA extensions masked' "$cpu_intel" || { log "could not mask SHA in $cpu_intel"; exit 1; }
+  # A copy of the crate, so that patching ring does not rewrite this tree's Cargo.lock.
+  rm -rf "$no_sha/crate"
+  mkdir "$no_sha/crate"
+  tar --exclude=./target --exclude=./.git --exclude=./fuzz -cf - . | tar -xf - -C "$no_sha/crate"
+  (
+    cd "$no_sha/crate"
+    export CARGO_TARGET_DIR=$no_sha/target
+    # (--cap-lints: the patched ring is a path dependency, whose warnings cargo would print)
+    export RUSTFLAGS="${RUSTFLAGS:-} --cfg sha2_backend=\"soft\" --cap-lints allow"
+    patch=(--config "patch.crates-io.ring.path=\"$ring_copy\"")
+    build actix-web "$work/server-rustcrypto" "${patch[@]}"
+    build actix-web,ring "$work/server-ring" "${patch[@]}"
+  )
+  # OpenSSL's documented capability mask, read by `openssl` and by Node's bundled OpenSSL.
+  export OPENSSL_ia32cap=":~0x20000000"
+fi
 
 log "== bodies and signatures"
 for size in "${SIZES[@]}"; do
@@ -103,6 +166,8 @@ start() {
   port=$(port_of "$name")
   case $name in
     bare-axum) "${server_pin[@]}" "$work/server-rustcrypto" bare-axum "127.0.0.1:$port" & ;;
+    handwritten-rustcrypto) "${server_pin[@]}" "$work/server-rustcrypto" handwritten "127.0.0.1:$port" & ;;
+    handwritten-ring) "${server_pin[@]}" "$work/server-ring" handwritten "127.0.0.1:$port" & ;;
     layered-rustcrypto) "${server_pin[@]}" "$work/server-rustcrypto" layered-axum "127.0.0.1:$port" & ;;
     layered-ring) "${server_pin[@]}" "$work/server-ring" layered-axum "127.0.0.1:$port" & ;;
     actix-rustcrypto) "${server_pin[@]}" "$work/server-rustcrypto" actix "127.0.0.1:$port" & ;;
@@ -196,16 +261,22 @@ per_round() {
 }
 to_bare() { per_round rps rps-bare-axum "$1" "$2"; }
 to_node() { per_round rps rps-node "$1" "$2"; }
+to_handwritten() { per_round rps "rps-handwritten-$3" "$1" "$2"; }
 to_openssl() { per_round speed speed-openssl "$1" "$2"; }
 
 echo
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, sha_ni: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no)"
+if [[ $SHA_EXTENSIONS == off ]]; then
+  echo "SHA extensions: off (OPENSSL_ia32cap=$OPENSSL_ia32cap; sha2_backend=\"soft\"; ring's CPU detection masked)"
+else
+  echo "SHA extensions: as the CPU reports them"
+fi
 echo "versions: $(rustc -V | cut -d' ' -f1-2), node $(node -v), $(openssl version | cut -d' ' -f1-2), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "requests/s, median of $ROUNDS rounds of ${ROUND_SECONDS}s, wrk -t$WRK_THREADS -c$CONNECTIONS on CPUs '${CLIENT_CPUS}', servers on CPUs '${SERVER_CPUS}':"
 echo "(ratios are medians of the ratios within each round)"
-printf '%-20s %12s %12s %14s %14s\n' server "1KiB req/s" "64KiB req/s" "1KiB /bare" "64KiB /bare"
+printf '%-24s %12s %12s %14s %14s\n' server "1KiB req/s" "64KiB req/s" "1KiB /bare" "64KiB /bare"
 for name in "${SERVERS[@]}"; do
-  printf '%-20s %12s %12s %14s %14s\n' "$name" "$(rps "$name" 1024)" "$(rps "$name" 65536)" \
+  printf '%-24s %12s %12s %14s %14s\n' "$name" "$(rps "$name" 1024)" "$(rps "$name" 65536)" \
     "$(to_bare "$name" 1024)" "$(to_bare "$name" 65536)"
 done
 echo
@@ -218,8 +289,14 @@ done
 echo
 for size in "${SIZES[@]}"; do
   label=$([[ $size == 1024 ]] && echo 1KiB || echo 64KiB)
-  for name in layered-rustcrypto layered-ring actix-rustcrypto actix-ring; do
+  for name in handwritten-ring layered-rustcrypto layered-ring actix-rustcrypto actix-ring; do
     echo "ratio $name/node $label = $(to_node "$name" "$size")"
+  done
+done
+for size in "${SIZES[@]}"; do
+  label=$([[ $size == 1024 ]] && echo 1KiB || echo 64KiB)
+  for backend in rustcrypto ring; do
+    echo "ratio layered-$backend/handwritten-$backend $label = $(to_handwritten "layered-$backend" "$size" "$backend")"
   done
 done
 echo "ratio layered-rustcrypto/bare 1KiB = $(to_bare layered-rustcrypto 1024)"
