@@ -14,7 +14,7 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::{body::Collect, config::Config, delivery::Delivery, error::BoxError};
+use crate::{body::Collect, config::Config, delivery::Delivery, error::BoxError, verify::Verified};
 
 pin_project! {
     /// The response future of [`Verify`](crate::Verify).
@@ -33,11 +33,10 @@ pin_project! {
     where
         S: Service<Request<Full<Bytes>>>,
     {
+        // Boxed: the MAC state and the request head are large, and a future is moved several
+        // times on its way into the server's task; one allocation is cheaper than those copies.
         Collecting {
-            #[pin]
-            collect: Collect<B>,
-            head: Option<(Parts, S)>,
-            config: Arc<Config>,
+            collecting: Pin<Box<Collecting<B, S>>>,
         },
         Calling {
             #[pin]
@@ -46,6 +45,16 @@ pin_project! {
         Rejected {
             response: Option<S::Response>,
         },
+    }
+}
+
+pin_project! {
+    /// The body being read, with what is needed to call the inner service afterwards.
+    struct Collecting<B, S> {
+        #[pin]
+        collect: Collect<B>,
+        head: Option<(Parts, S)>,
+        config: Arc<Config>,
     }
 }
 
@@ -62,9 +71,11 @@ where
         let head = Some((parts, inner));
         Self {
             state: State::Collecting {
-                collect,
-                head,
-                config,
+                collecting: Box::pin(Collecting {
+                    collect,
+                    head,
+                    config,
+                }),
             },
         }
     }
@@ -91,30 +102,24 @@ where
         let mut state = self.project().state;
         loop {
             let next = match state.as_mut().project() {
-                StateProj::Collecting {
-                    collect,
-                    head,
-                    config,
-                } => match ready!(collect.poll(cx)) {
-                    Ok((body, verified)) => {
-                        let (mut parts, mut inner) =
-                            head.take().expect("ResponseFuture polled after completion");
-                        let delivery = Delivery::new(body.clone(), verified, &parts.headers);
-                        tracing::debug!(
-                            event = delivery.event_header(),
-                            secret_index = delivery.secret_index(),
-                            body_len = body.len(),
-                            "webhook verified"
-                        );
-                        parts.extensions.insert(delivery);
-                        let future = inner.call(Request::from_parts(parts, Full::new(body)));
-                        State::Calling { future }
+                StateProj::Collecting { collecting } => {
+                    let collecting = collecting.as_mut().project();
+                    match ready!(collecting.collect.poll(cx)) {
+                        Ok((body, verified)) => {
+                            let (parts, inner) = collecting
+                                .head
+                                .take()
+                                .expect("ResponseFuture polled after completion");
+                            State::Calling {
+                                future: call_inner(parts, inner, body, verified),
+                            }
+                        }
+                        Err(error) => {
+                            let response = collecting.config.reject(&error).map(ResBody::from);
+                            return Poll::Ready(Ok(response));
+                        }
                     }
-                    Err(error) => {
-                        let response = config.reject(&error).map(ResBody::from);
-                        return Poll::Ready(Ok(response));
-                    }
-                },
+                }
                 StateProj::Calling { future } => return future.poll(cx),
                 StateProj::Rejected { response } => {
                     let response = response
@@ -126,4 +131,20 @@ where
             state.set(next);
         }
     }
+}
+
+/// Calls the inner service with the verified body and the [`Delivery`] in the extensions.
+fn call_inner<S>(mut parts: Parts, mut inner: S, body: Bytes, verified: Verified) -> S::Future
+where
+    S: Service<Request<Full<Bytes>>>,
+{
+    let delivery = Delivery::new(body.clone(), verified, &parts.headers);
+    tracing::debug!(
+        event = delivery.event_header(),
+        secret_index = delivery.secret_index(),
+        body_len = body.len(),
+        "webhook verified"
+    );
+    parts.extensions.insert(delivery);
+    inner.call(Request::from_parts(parts, Full::new(body)))
 }
