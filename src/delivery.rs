@@ -33,13 +33,9 @@ impl Delivery {
     /// Builds a delivery from a body that `verified` proves authentic and the request headers.
     #[must_use]
     pub fn new(body: Bytes, verified: Verified, headers: &HeaderMap) -> Self {
-        let event_header = headers
-            .get(EVENT_HEADER)
-            .or_else(|| headers.get(WEBHOOK_EVENT_HEADER))
-            .cloned();
         Self {
             body,
-            event_header,
+            event_header: event_header(headers),
             verified,
             received_at: SystemTime::now(),
         }
@@ -130,6 +126,21 @@ impl Delivery {
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
+}
+
+/// The value of `x-printone-event`, else of `x-webhook-event`, found in one pass over the
+/// headers (cheaper than two lookups, which hash each name).
+fn event_header(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut fallback = None;
+    for (name, value) in headers {
+        if *name == EVENT_HEADER {
+            return Some(value.clone());
+        }
+        if fallback.is_none() && *name == WEBHOOK_EVENT_HEADER {
+            fallback = Some(value);
+        }
+    }
+    fallback.cloned()
 }
 
 impl fmt::Debug for Delivery {
