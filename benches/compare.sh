@@ -50,16 +50,8 @@ SERVERS=(bare-axum handwritten-rustcrypto handwritten-ring layered-rustcrypto la
   actix-rustcrypto actix-ring node)
 SIZES=(1024 65536)
 
-log() { echo "$*" >&2; }
-
-need() {
-  # need COMMAND DEBIAN_PACKAGE
-  if ! command -v "$1" >/dev/null 2>&1; then
-    log "installing $2 for $1"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  fi
-}
+# shellcheck source=benches/common.sh
+. benches/common.sh
 
 # Command prefixes that pin to the given CPUs (empty when none are given or taskset is missing).
 server_pin=()

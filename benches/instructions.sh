@@ -28,16 +28,8 @@ SIZE=${SIZE:-1024}
 PORT=${PORT:-38200}
 export BENCH_SECRET=${BENCH_SECRET:-pO1_webhook_bench_7f3KqV9xLm2R}
 
-log() { echo "$*" >&2; }
-
-need() {
-  # need COMMAND DEBIAN_PACKAGE
-  if ! command -v "$1" >/dev/null 2>&1; then
-    log "installing $2 for $1"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  fi
-}
+# shellcheck source=benches/common.sh
+. benches/common.sh
 need valgrind valgrind
 need callgrind_control valgrind
 need wrk wrk
