@@ -7,7 +7,10 @@ use std::{
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Output, Stdio},
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -49,8 +52,13 @@ fn stdout(output: &Output) -> String {
 }
 
 /// Writes `body` to a file of its own and returns the path.
+/// A file holding `body`, of its own for every call: tests run in parallel and several write
+/// the same vector's body, so a shared path could be read while another test rewrites it.
 fn body_file(name: &str, body: &[u8]) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}.body"));
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+    let file = format!("cli-{}-{unique}-{name}.body", std::process::id());
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(file);
     std::fs::write(&path, body).expect("write body file");
     path
 }
