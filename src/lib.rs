@@ -1,124 +1,77 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod delivery;
-mod error;
+mod core;
 pub mod event;
-mod freshness;
-mod mac;
-mod secret;
-mod sign;
-mod signature;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 #[cfg(test)]
 mod test_vectors;
-mod verify;
 
-#[cfg(feature = "tower")]
-mod acknowledge;
 #[cfg(feature = "actix-web")]
-mod actix_config;
-#[cfg(feature = "actix-web")]
-mod actix_error;
-#[cfg(feature = "actix-web")]
-mod actix_extract;
-#[cfg(feature = "actix-web")]
-mod actix_local;
-#[cfg(feature = "actix-web")]
-mod actix_resource;
-#[cfg(feature = "tower")]
-mod attempt;
-#[cfg(feature = "tower")]
-mod background;
-#[cfg(feature = "tower")]
-mod body;
-#[cfg(feature = "tower")]
-mod config;
-#[cfg(feature = "tower")]
-mod dead_letter;
-#[cfg(feature = "tower")]
-mod dedupe;
-#[cfg(feature = "tower")]
-mod dispatch;
-#[cfg(feature = "axum")]
-mod extract;
-#[cfg(feature = "tower")]
-mod future;
-#[cfg(feature = "tower")]
-mod handoff;
+mod actix;
 #[cfg(feature = "tower")]
 mod intake;
 #[cfg(feature = "tower")]
-mod job;
+mod store;
 #[cfg(feature = "tower")]
-mod layer;
-#[cfg(feature = "tower")]
-mod metrics;
-#[cfg(feature = "tower")]
-mod retry;
-#[cfg(feature = "tower")]
-mod service;
-#[cfg(feature = "tower")]
-mod tally;
-#[cfg(feature = "tower")]
-mod tasks;
+mod tower;
 #[cfg(feature = "tower")]
 mod worker;
 
-pub use delivery::Delivery;
-pub use error::{BoxError, ConfigError, ErrorKind, VerifyError};
-pub use event::{Envelope, Event};
-pub use freshness::{Clock, Freshness, SystemClock, DEFAULT_MAX_FUTURE};
-pub use secret::Secret;
-pub use sign::{sign, sign_raw};
-pub use signature::{
+pub use crate::core::delivery::Delivery;
+pub use crate::core::error::{BoxError, ConfigError, ErrorKind, VerifyError};
+pub use crate::core::freshness::{Clock, Freshness, SystemClock, DEFAULT_MAX_FUTURE};
+pub use crate::core::secret::Secret;
+pub use crate::core::sign::{sign, sign_raw};
+pub use crate::core::signature::{
     Signature, EVENT_HEADER, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, WEBHOOK_EVENT_HEADER,
 };
-pub use verify::{Verification, Verified, Verifier};
+pub use crate::core::verify::{Verification, Verified, Verifier};
+pub use event::{Envelope, Event};
 
 #[cfg(feature = "actix-web")]
-pub use actix_config::WebhookConfig;
+pub use actix::config::WebhookConfig;
 #[cfg(feature = "actix-web")]
-pub use actix_error::WebhookError;
+pub use actix::error::WebhookError;
 #[cfg(feature = "actix-web")]
-pub use actix_extract::WebhookEvent;
+pub use actix::extract::WebhookEvent;
 #[cfg(feature = "actix-web")]
-pub use actix_local::{worker_queues, Leftovers, WorkerQueues};
+pub use actix::local::{worker_queues, Leftovers, WorkerQueues};
 #[cfg(feature = "actix-web")]
-pub use actix_resource::WebhookResource;
+pub use actix::resource::WebhookResource;
 #[cfg(feature = "tower")]
-pub use background::{Background, BackgroundLayer};
-#[cfg(feature = "tower")]
-pub use config::{
+pub use intake::config::{
     default_rejection, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER,
 };
 #[cfg(feature = "tower")]
-pub use dead_letter::DeadLetter;
-#[cfg(feature = "tower")]
-pub use dedupe::{
+pub use store::dedupe::{
     Claim, DedupeStore, MemoryStore, StoreFuture, DEFAULT_DEDUPE_CAPACITY, DEFAULT_DEDUPE_WINDOW,
 };
 #[cfg(feature = "tower")]
-pub use dispatch::Dispatcher;
+pub use store::handoff::{HandOff, Handoff, HandoffError, HandoffFuture};
 #[cfg(feature = "axum")]
-pub use extract::{Webhook, WebhookRejection};
+pub use tower::axum::{Webhook, WebhookRejection};
 #[cfg(feature = "tower")]
-pub use future::ResponseFuture;
+pub use tower::background::{Background, BackgroundLayer};
 #[cfg(feature = "tower")]
-pub use handoff::{HandOff, Handoff, HandoffError, HandoffFuture};
+pub use tower::future::ResponseFuture;
 #[cfg(feature = "tower")]
-pub use job::{Job, Permanent};
+pub use tower::layer::{ChannelService, VerifyLayer};
 #[cfg(feature = "tower")]
-pub use layer::{ChannelService, VerifyLayer};
+pub use tower::service::Verify;
 #[cfg(feature = "tower")]
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use worker::dead_letter::DeadLetter;
 #[cfg(feature = "tower")]
-pub use retry::RetryPolicy;
+pub use worker::dispatch::Dispatcher;
 #[cfg(feature = "tower")]
-pub use service::Verify;
+pub use worker::job::{Job, Permanent};
 #[cfg(feature = "tower")]
-pub use tally::WorkerReport;
+pub use worker::metrics::{Metrics, MetricsSnapshot};
 #[cfg(feature = "tower")]
-pub use worker::{Worker, WorkerHandle, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use worker::retry::RetryPolicy;
+#[cfg(feature = "tower")]
+pub use worker::run::{Worker, WorkerHandle, DEFAULT_SHUTDOWN_TIMEOUT};
+#[cfg(feature = "tower")]
+pub use worker::tally::WorkerReport;

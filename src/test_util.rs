@@ -35,12 +35,12 @@ use http::{
 };
 
 use crate::{
+    core::secret::Secret,
+    core::sign::sign,
+    core::signature::{EVENT_HEADER, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER},
     event::{
         BATCH_STATUS_UPDATE, COUPON_CODE_USED, ORDER_STATUS_UPDATE, TEMPLATE_PREVIEW_RENDERED,
     },
-    secret::Secret,
-    sign::sign,
-    signature::{EVENT_HEADER, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER},
 };
 
 /// Every trigger the crate knows, in the order of the [`Event`](crate::Event) variants.

@@ -1,0 +1,233 @@
+//! A verified delivery: the raw body and what is known about it.
+
+use std::{fmt, time::SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    core::signature::{Signature, EVENT_HEADER, WEBHOOK_EVENT_HEADER},
+    core::verify::Verified,
+    event::{Envelope, Event},
+};
+
+/// A delivery whose signature has been verified.
+///
+/// It keeps the raw body exactly as received (as [`Bytes`], shared, never copied) and is parsed
+/// only when asked ([`Delivery::event`], [`Delivery::parse`]), so an authentic delivery is never
+/// lost to a parse error: the error surfaces where the handler parses.
+///
+/// # Security
+///
+/// `Debug` shows the body's length, never its content.
+#[derive(Clone)]
+pub struct Delivery {
+    body: Bytes,
+    event_header: Option<HeaderValue>,
+    verified: Verified,
+    received_at: SystemTime,
+}
+
+impl Delivery {
+    /// Builds a delivery from a body that `verified` proves authentic and the request headers.
+    #[must_use]
+    pub fn new(body: Bytes, verified: Verified, headers: &HeaderMap) -> Self {
+        Self {
+            body,
+            event_header: event_header(headers),
+            verified,
+            received_at: SystemTime::now(),
+        }
+    }
+
+    /// The raw body, byte for byte as signed.
+    #[must_use]
+    pub const fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Takes the raw body out of the delivery.
+    #[must_use]
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
+    /// The trigger named by the unsigned `x-printone-event` (or `x-webhook-event`) header, if
+    /// it was present and printable.
+    ///
+    /// # Security
+    ///
+    /// This header is not covered by the signature; route on [`Delivery::event`] (the signed
+    /// body) when it matters.
+    #[must_use]
+    pub fn event_header(&self) -> Option<&str> {
+        self.event_header.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// The index of the secret that matched, in the order given to the
+    /// [`Verifier`](crate::Verifier).
+    #[must_use]
+    pub const fn secret_index(&self) -> usize {
+        self.verified.secret_index()
+    }
+
+    /// The verified signature. It is the MAC of the exact body, so equal bodies (a re-delivery)
+    /// have equal signatures: a natural delivery id for de-duplication.
+    #[must_use]
+    pub const fn signature(&self) -> &Signature {
+        self.verified.signature()
+    }
+
+    /// A short id for logs: the first 8 bytes of the verified MAC, in hex. Equal bodies have
+    /// equal ids; it reveals nothing of the body or the secret.
+    #[must_use]
+    pub fn id(&self) -> String {
+        self.signature().as_bytes()[..8]
+            .iter()
+            .fold(String::with_capacity(16), |mut id, byte| {
+                use std::fmt::Write as _;
+                let _ = write!(id, "{byte:02x}");
+                id
+            })
+    }
+
+    /// When the body finished arriving and was verified.
+    #[must_use]
+    pub const fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// Parses the body as the crate's [`Event`] enum.
+    ///
+    /// # Errors
+    ///
+    /// A [`serde_json::Error`] when the body is not a Print.one envelope, or a known trigger's
+    /// `data` has the wrong shape. Unknown triggers are not errors: they parse as
+    /// [`Event::Unknown`].
+    pub fn event(&self) -> Result<Event, serde_json::Error> {
+        self.parse()
+    }
+
+    /// Parses the body as the whole [`Envelope`] (event and `created_at`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Delivery::event`].
+    pub fn envelope(&self) -> Result<Envelope, serde_json::Error> {
+        self.parse()
+    }
+
+    /// Parses the body as any deserializable type.
+    ///
+    /// # Errors
+    ///
+    /// A [`serde_json::Error`] when the body does not deserialize as `T`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+}
+
+/// The value of `x-printone-event`, else of `x-webhook-event`, found in one pass over the
+/// headers (cheaper than two lookups, which hash each name).
+fn event_header(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut fallback = None;
+    for (name, value) in headers {
+        if *name == EVENT_HEADER {
+            return Some(value.clone());
+        }
+        if fallback.is_none() && *name == WEBHOOK_EVENT_HEADER {
+            fallback = Some(value);
+        }
+    }
+    fallback.cloned()
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("body_len", &self.body.len())
+            .field("event_header", &self.event_header())
+            .field("secret_index", &self.secret_index())
+            .field("signature", self.signature())
+            .field("received_at", &self.received_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A verified delivery of `body` with `headers`, for unit tests.
+#[cfg(test)]
+pub(crate) fn verified(body: &'static [u8], headers: &HeaderMap) -> Delivery {
+    let secret = crate::Secret::new("s3cr3t").expect("not empty");
+    let signature = crate::sign_raw(&secret, body);
+    let verified = crate::Verifier::new(secret)
+        .verify_signature(signature, body)
+        .expect("signed with the same secret");
+    Delivery::new(Bytes::from_static(body), verified, headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &[u8] = br#"{"data":{"id":"ord_42","status":"order_created"},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
+
+    fn delivery(body: &'static [u8], headers: &HeaderMap) -> Delivery {
+        verified(body, headers)
+    }
+
+    #[test]
+    fn debug_shows_length_not_body() {
+        let printed = format!("{:?}", delivery(BODY, &HeaderMap::new()));
+        assert!(
+            printed.contains(&format!("body_len: {}", BODY.len())),
+            "{printed}"
+        );
+        assert!(!printed.contains("ord_42"), "{printed}");
+    }
+
+    #[test]
+    fn the_id_is_stable_per_body_and_short() {
+        let first = delivery(BODY, &HeaderMap::new());
+        let again = delivery(BODY, &HeaderMap::new());
+        let other = delivery(b"other", &HeaderMap::new());
+        assert_eq!(first.id(), again.id());
+        assert_ne!(first.id(), other.id());
+        assert_eq!(first.id().len(), 16);
+    }
+
+    #[test]
+    fn reads_the_event_header_under_either_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            WEBHOOK_EVENT_HEADER,
+            HeaderValue::from_static("batch_status_update"),
+        );
+        assert_eq!(
+            delivery(BODY, &headers).event_header(),
+            Some("batch_status_update")
+        );
+        headers.insert(
+            EVENT_HEADER,
+            HeaderValue::from_static("order_status_update"),
+        );
+        assert_eq!(
+            delivery(BODY, &headers).event_header(),
+            Some("order_status_update")
+        );
+    }
+
+    #[test]
+    fn parses_the_typed_event_lazily() {
+        let event = delivery(BODY, &HeaderMap::new()).event().unwrap();
+        assert_eq!(event.name(), "order_status_update");
+        assert_eq!(event.data_id(), Some("ord_42"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_envelope_is_kept_and_fails_only_when_parsed() {
+        let delivery = delivery(b"not json", &HeaderMap::new());
+        assert_eq!(delivery.body().as_ref(), b"not json");
+        assert!(delivery.event().is_err());
+    }
+}

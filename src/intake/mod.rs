@@ -1,0 +1,7 @@
+//! What every adapter shares between the socket and the store: the checks made before the
+//! body is read, the bounded body reader, and the hand-off of a verified delivery.
+
+pub(crate) mod acknowledge;
+pub(crate) mod body;
+pub(crate) mod checks;
+pub(crate) mod config;

@@ -1,0 +1,4 @@
+//! Where verified deliveries wait to be handled.
+
+pub(crate) mod dedupe;
+pub(crate) mod handoff;

@@ -1,0 +1,200 @@
+//! Counters a user can read: what was accepted, refused, de-duplicated, handled and given up.
+
+use std::{
+    fmt,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, OnceLock,
+    },
+};
+
+use crate::core::error::ErrorKind;
+
+/// Every [`ErrorKind`], in the order of [`MetricsSnapshot::rejected`].
+const KINDS: [ErrorKind; 9] = [
+    ErrorKind::MethodNotAllowed,
+    ErrorKind::MissingSignature,
+    ErrorKind::MalformedSignature,
+    ErrorKind::AmbiguousSignature,
+    ErrorKind::SignatureMismatch,
+    ErrorKind::BodyTooLarge,
+    ErrorKind::BodyTimeout,
+    ErrorKind::BodyRead,
+    ErrorKind::Stale,
+];
+
+type DepthProbe = Box<dyn Fn() -> usize + Send + Sync>;
+
+/// Shared counters of a receiver. Cloning shares them.
+///
+/// The layer counts what happens to requests (accepted, rejected by kind, duplicates, refused
+/// hand-offs); the [`Worker`](crate::Worker) counts what happens afterwards (handled, failed
+/// attempts, retries, dead letters) and reports its queue depth. Give both the same `Metrics`
+/// ([`VerifyLayer::with_metrics`](crate::VerifyLayer::with_metrics),
+/// [`Worker::with_metrics`](crate::Worker::with_metrics)) to read one view.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    rejected: [AtomicU64; KINDS.len()],
+    duplicates: AtomicU64,
+    unavailable: AtomicU64,
+    handled: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    depth: OnceLock<DepthProbe>,
+}
+
+impl Metrics {
+    /// New counters, all zero.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A consistent-enough copy of every counter (each is read atomically, not all at once).
+    #[must_use]
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let c = &self.counters;
+        let mut rejected = [0; KINDS.len()];
+        for (slot, counter) in rejected.iter_mut().zip(&c.rejected) {
+            *slot = counter.load(Relaxed);
+        }
+        MetricsSnapshot {
+            accepted: c.accepted.load(Relaxed),
+            rejected,
+            duplicates: c.duplicates.load(Relaxed),
+            unavailable: c.unavailable.load(Relaxed),
+            handled: c.handled.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+            retried: c.retried.load(Relaxed),
+            dead_lettered: c.dead_lettered.load(Relaxed),
+            queue_depth: c.depth.get().map_or(0, |probe| probe()),
+        }
+    }
+
+    pub(crate) fn rejected(&self, kind: ErrorKind) {
+        if let Some(index) = KINDS.iter().position(|k| *k == kind) {
+            self.counters.rejected[index].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn accepted(&self) {
+        self.counters.accepted.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn duplicate(&self) {
+        self.counters.duplicates.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn unavailable(&self) {
+        self.counters.unavailable.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn handled(&self) {
+        self.counters.handled.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn failed(&self) {
+        self.counters.failed.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn retried(&self) {
+        self.counters.retried.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn dead_lettered(&self) {
+        self.counters.dead_lettered.fetch_add(1, Relaxed);
+    }
+
+    /// Registers how to read the queue depth; the first registration wins.
+    pub(crate) fn set_depth_probe(&self, probe: impl Fn() -> usize + Send + Sync + 'static) {
+        let _ = self.counters.depth.set(Box::new(probe));
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Metrics").field(&self.snapshot()).finish()
+    }
+}
+
+/// The counters of [`Metrics`] at one moment.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Deliveries handed over (the sender got 200).
+    pub accepted: u64,
+    rejected: [u64; KINDS.len()],
+    /// Authentic re-deliveries answered 200 without being handed over again.
+    pub duplicates: u64,
+    /// Authentic deliveries answered 503 because the hand-off refused them.
+    pub unavailable: u64,
+    /// Deliveries whose handler succeeded (after retries, if any).
+    pub handled: u64,
+    /// Handler attempts that failed (an error, a failure status or a panic).
+    pub failed: u64,
+    /// Attempts scheduled again after a failure.
+    pub retried: u64,
+    /// Deliveries given to the dead-letter hook.
+    pub dead_lettered: u64,
+    /// Deliveries waiting in the worker's queue now.
+    pub queue_depth: usize,
+}
+
+impl MetricsSnapshot {
+    /// Requests refused with `kind`.
+    #[must_use]
+    pub fn rejected(&self, kind: ErrorKind) -> u64 {
+        KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |index| self.rejected[index])
+    }
+
+    /// Requests refused for any reason.
+    #[must_use]
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_rejections_by_kind() {
+        let metrics = Metrics::new();
+        metrics.rejected(ErrorKind::SignatureMismatch);
+        metrics.rejected(ErrorKind::SignatureMismatch);
+        metrics.rejected(ErrorKind::BodyTooLarge);
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.rejected(ErrorKind::SignatureMismatch), 2);
+        assert_eq!(snapshot.rejected(ErrorKind::BodyTooLarge), 1);
+        assert_eq!(snapshot.rejected(ErrorKind::MissingSignature), 0);
+        assert_eq!(snapshot.rejected_total(), 3);
+    }
+
+    #[test]
+    fn clones_share_counters() {
+        let metrics = Metrics::new();
+        metrics.clone().accepted();
+        metrics.clone().duplicate();
+        let snapshot = metrics.snapshot();
+        assert_eq!((snapshot.accepted, snapshot.duplicates), (1, 1));
+    }
+
+    #[test]
+    fn reads_queue_depth_through_the_probe() {
+        let metrics = Metrics::new();
+        assert_eq!(metrics.snapshot().queue_depth, 0);
+        metrics.set_depth_probe(|| 7);
+        assert_eq!(metrics.snapshot().queue_depth, 7);
+    }
+}
