@@ -1,0 +1,182 @@
+//! The `order_status_update` trigger: [`Order`] and its [`Address`]es.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::common::null_as_empty;
+
+/// A postal address as Print.one sends it (an order's or batch's sender or
+/// recipient).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(
+    clippy::struct_field_names,
+    reason = "the field names follow Print.one's JSON keys"
+)]
+pub struct Address {
+    /// Name of the person or company.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Street and house number (first address line).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Second address line.
+    #[serde(default)]
+    pub address_line2: Option<String>,
+    /// Postal code.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// City.
+    #[serde(default)]
+    pub city: Option<String>,
+    /// Country, as sent (e.g. `"NL"`).
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Every field not named above, as sent.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A Print.one order: the `data` of an `order_status_update` event.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// The order id.
+    pub id: String,
+    /// The id of the company the order belongs to.
+    #[serde(default)]
+    pub company_id: Option<String>,
+    /// The id of the template the order is printed from.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// The finish, e.g. `"GLOSSY"` or `"MATT"`.
+    #[serde(default)]
+    pub finish: Option<String>,
+    /// The product format, e.g. `"POSTCARD_A5"`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The merge variables, keyed by variable name.
+    #[serde(default)]
+    pub merge_variables: Option<Map<String, Value>>,
+    /// The sender address.
+    #[serde(default)]
+    pub sender: Option<Address>,
+    /// The recipient address.
+    #[serde(default)]
+    pub recipient: Option<Address>,
+    /// The id of the country the order is finally sent to.
+    #[serde(default)]
+    pub definitive_country_id: Option<String>,
+    /// The delivery speed.
+    #[serde(default)]
+    pub delivery_speed: Option<String>,
+    /// The reference the customer assigned for billing.
+    #[serde(default)]
+    pub billing_id: Option<String>,
+    /// Whether the order is billed (created with a live API key).
+    #[serde(default)]
+    pub is_billable: Option<bool>,
+    /// The status, e.g. `"order_created"`, `"order_pdf_delivered"`,
+    /// `"order_cancelled"` or `"order_failed"`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The human-readable status, e.g. `"Processing"`, `"Sent"` or `"Failed"`.
+    #[serde(default)]
+    pub friendly_status: Option<String>,
+    /// The errors reported for the order (empty when none); items are kept
+    /// as sent.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub errors: Vec<Value>,
+    /// The date the order is (to be) sent on, as sent.
+    #[serde(default)]
+    pub send_date: Option<String>,
+    /// When the order was created, as sent.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// When the order was last updated, as sent.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// When the order's personal data was anonymized, as sent.
+    #[serde(default)]
+    pub anonymized_at: Option<String>,
+    /// The id of the CSV order this order was created from.
+    #[serde(default)]
+    pub csv_order_id: Option<String>,
+    /// The id of the batch this order belongs to.
+    #[serde(default)]
+    pub batch_id: Option<String>,
+    /// Every field not named above, as sent.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::event::common::fixtures::{envelope, order_data, order_of, parse};
+    use crate::event::ORDER_STATUS_UPDATE;
+
+    #[test]
+    fn parses_order_status_update_with_unknown_fields_kept() {
+        let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &order_data())));
+
+        assert_eq!(order.id, "ord_Q8x1mZk3");
+        assert_eq!(order.company_id.as_deref(), Some("cmp_7Hk2p"));
+        assert_eq!(order.template_id.as_deref(), Some("tmpl_a91Lr"));
+        assert_eq!(order.status.as_deref(), Some("order_pdf_delivered"));
+        assert_eq!(order.friendly_status.as_deref(), Some("Sent"));
+        assert_eq!(order.is_billable, Some(true));
+        assert_eq!(order.anonymized_at, None);
+        assert_eq!(order.csv_order_id, None);
+        assert!(order.errors.is_empty());
+        let merge = order.merge_variables.as_ref().expect("merge variables");
+        assert_eq!(merge["couponCode"], "WELCOME10");
+        assert_eq!(order.other.len(), 2);
+        assert_eq!(order.other["metadata"], json!({ "crmId": 4411 }));
+        assert_eq!(order.other["trackingCode"], "3SABCD1234567");
+    }
+
+    #[test]
+    fn order_addresses_are_typed_and_keep_unknown_fields() {
+        let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &order_data())));
+
+        let recipient = order.recipient.expect("recipient");
+        assert_eq!(recipient.name.as_deref(), Some("Jan Jansen"));
+        assert_eq!(recipient.address_line2.as_deref(), Some("3e verdieping"));
+        assert_eq!(recipient.postal_code.as_deref(), Some("1015 CJ"));
+        assert_eq!(recipient.other["company"], "Jansen & Co");
+        let sender = order.sender.expect("sender");
+        assert_eq!(sender.address_line2, None);
+        assert_eq!(sender.city.as_deref(), Some("Utrecht"));
+        assert!(sender.other.is_empty());
+    }
+
+    #[test]
+    fn order_with_only_an_id_and_nulls_parses() {
+        let data = json!({ "id": "ord_min", "sender": null, "errors": null, "status": null });
+        let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &data)));
+
+        assert_eq!(order.id, "ord_min");
+        assert_eq!(order.sender, None);
+        assert_eq!(order.status, None);
+        assert!(order.errors.is_empty());
+        assert!(order.other.is_empty());
+    }
+
+    #[test]
+    fn failed_order_keeps_its_errors() {
+        let mut data = order_data();
+        data["status"] = json!("order_failed");
+        data["errors"] = json!(["Recipient address could not be validated"]);
+        let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &data)));
+
+        assert_eq!(order.status.as_deref(), Some("order_failed"));
+        assert_eq!(
+            order.errors,
+            vec![json!("Recipient address could not be validated")]
+        );
+    }
+}
