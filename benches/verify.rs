@@ -21,7 +21,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use http_body_util::Full;
-use printone_webhooks::{sign, sign_raw, Secret, Verifier, VerifyLayer, SIGNATURE_HEADER};
+use printone_webhooks::{sign, sign_raw, tower::VerifyLayer, Secret, Verifier, SIGNATURE_HEADER};
 use tower::{Layer as _, ServiceExt as _};
 
 const BACKEND: &str = if cfg!(feature = "ring") {

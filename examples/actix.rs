@@ -1,33 +1,29 @@
-//! A Print.one webhook receiver on actix-web: verify, answer 200 at once, handle on the worker.
+//! A Print.one webhook receiver on actix-web: verify, store, answer 200, handle in the
+//! background.
 //!
 //! Run it with `cargo run --example actix --features actix-web`. Settings come from the
-//! environment, exactly as for `examples/axum.rs`:
-//!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `PRINTONE_BIND` | `127.0.0.1:3000` | address to listen on; the route is `POST /webhooks/printone` |
-//! | `PRINTONE_WEBHOOK_SECRET` | generated | the secret; when unset a development secret is generated and printed with a ready `curl` command |
-//! | `PRINTONE_MAX_BODY_BYTES` | `1048576` | body limit (413 above it) |
-//! | `PRINTONE_BODY_TIMEOUT_MS` | `10000` | deadline for the body to arrive (408 after it) |
-//! | `PRINTONE_QUEUE_CAPACITY` | `1024` | deliveries waiting for the handler, per worker (503 when full) |
-//! | `PRINTONE_DEMO_HANDLER_DELAY_MS` | `0` | how long the demo handler works on each delivery |
+//! environment, exactly as for `examples/axum.rs` (see the table there): `PRINTONE_BIND`,
+//! `PRINTONE_WEBHOOK_SECRET`, `PRINTONE_STORE`, `PRINTONE_MAX_BODY_BYTES`,
+//! `PRINTONE_BODY_TIMEOUT_MS`, `PRINTONE_QUEUE_CAPACITY`, `PRINTONE_CONCURRENCY`,
+//! `PRINTONE_LEASE_MS`, `PRINTONE_MAX_ATTEMPTS`, `PRINTONE_RETRY_BACKOFF_MS`,
+//! `PRINTONE_DEMO_HANDLER_DELAY_MS` and `PRINTONE_DEMO_FAIL_EVENT`.
 //!
 //! Every delivery handled in the background prints one line on stdout:
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
-//! does not parse). Logs go to stderr. On SIGTERM or Ctrl-C the server stops accepting, every
-//! accepted delivery is finished, and the process exits 0.
+//! does not parse). Logs go to stderr; the first names the store. On SIGTERM or Ctrl-C the
+//! server stops accepting, what runs and what is due is finished within the shutdown deadline,
+//! and the process exits 0.
 //!
-//! Each actix worker gets its own queue and consumer on its own thread
-//! ([`printone_webhooks::worker_queues`]), so handing a delivery over never wakes another
-//! thread; what a worker has not finished when the server stops is handled after it.
+//! The actix workers store deliveries; one worker task on the main runtime handles them.
 
 mod support;
 
-use std::{process::ExitCode, time::Duration};
+use std::process::ExitCode;
 
 use actix_web::{App, HttpServer};
 use printone_webhooks::{
-    worker_queues, Delivery, Secret, Verifier, WebhookConfig, WebhookResource,
+    actix::{WebhookConfig, WebhookResource},
+    shutdown_signal, Secret, Verifier,
 };
 use support::{Settings, ROUTE};
 
@@ -40,18 +36,20 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     let secret = Secret::new(&settings.secret_text)?;
+    let store = settings.open_store()?;
+    tracing::info!(
+        store = store.describe(),
+        "printone-webhooks receiver starting"
+    );
 
-    let delay = settings.handler_delay;
-    let (queues, leftovers) = worker_queues(settings.queue_capacity, move |delivery| {
-        handle(delivery, delay)
-    })?;
+    let worker = settings.worker(store.clone()).spawn();
     let config = WebhookConfig::new(Verifier::new(secret.clone()))
         .with_max_body_bytes(settings.max_body_bytes)
         .with_body_timeout(settings.body_timeout);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(config.clone())
-            .service(WebhookResource::new(ROUTE, queues.spawn()))
+            .service(WebhookResource::new(ROUTE, store.clone()))
     })
     .disable_signals()
     .bind(settings.bind)?;
@@ -68,21 +66,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        support::shutdown_signal().await;
+        shutdown_signal().await;
         tracing::info!("stopping: no new connections, finishing requests in flight");
         handle.stop(true).await;
     });
     server.await?;
-    tracing::info!("stopped accepting; finishing accepted deliveries");
-    let finished_after_stop = leftovers.finish().await;
-    tracing::info!(finished_after_stop, "all accepted deliveries finished");
+    tracing::info!("stopped accepting; finishing running and due deliveries");
+    worker.shutdown().await?;
     Ok(())
-}
-
-/// The demo handler: runs on the worker thread after the sender already got its 200.
-async fn handle(delivery: Delivery, delay: Duration) {
-    if !delay.is_zero() {
-        actix_web::rt::time::sleep(delay).await;
-    }
-    support::print_handled(&delivery);
 }

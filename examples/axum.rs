@@ -1,4 +1,4 @@
-//! A Print.one webhook receiver on axum: verify, answer 200 at once, handle in the background.
+//! A Print.one webhook receiver on axum: verify, store, answer 200, handle in the background.
 //!
 //! Run it with `cargo run --example axum`. Settings come from the environment:
 //!
@@ -6,22 +6,29 @@
 //! |---|---|---|
 //! | `PRINTONE_BIND` | `127.0.0.1:3000` | address to listen on; the route is `POST /webhooks/printone` |
 //! | `PRINTONE_WEBHOOK_SECRET` | generated | the secret; when unset a development secret is generated and printed with a ready `curl` command |
+//! | `PRINTONE_STORE` | `memory` | where deliveries wait: `memory` (lost when the process ends) |
 //! | `PRINTONE_MAX_BODY_BYTES` | `1048576` | body limit (413 above it) |
 //! | `PRINTONE_BODY_TIMEOUT_MS` | `10000` | deadline for the body to arrive (408 after it) |
-//! | `PRINTONE_QUEUE_CAPACITY` | `1024` | deliveries waiting for the handler (503 when full) |
+//! | `PRINTONE_QUEUE_CAPACITY` | `1024` | deliveries waiting in the store (503 with `Retry-After` beyond it) |
+//! | `PRINTONE_CONCURRENCY` | `4` | handlers running at once |
+//! | `PRINTONE_LEASE_MS` | `30000` | lease on a delivery being handled; a delivery whose process died is taken again after it |
+//! | `PRINTONE_MAX_ATTEMPTS` | `5` | attempts before a delivery is dead-lettered |
+//! | `PRINTONE_RETRY_BACKOFF_MS` | `1000` | wait before the first retry, doubling after each failure |
 //! | `PRINTONE_DEMO_HANDLER_DELAY_MS` | `0` | how long the demo handler works on each delivery |
+//! | `PRINTONE_DEMO_FAIL_EVENT` | unset | the demo handler fails every delivery of this event (to show retries and dead letters) |
 //!
 //! Every delivery handled in the background prints one line on stdout:
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
-//! does not parse). Logs go to stderr. On SIGTERM or Ctrl-C the server stops accepting, every
-//! accepted delivery is finished, and the process exits 0.
+//! does not parse). Logs go to stderr; the first names the store. On SIGTERM or Ctrl-C the
+//! server stops accepting, what runs and what is due is finished within the shutdown deadline,
+//! and the process exits 0.
 
 mod support;
 
-use std::{process::ExitCode, time::Duration};
+use std::process::ExitCode;
 
-use axum::{routing::post, Router};
-use printone_webhooks::{Delivery, Secret, Verifier, VerifyLayer, Worker};
+use axum::Router;
+use printone_webhooks::{shutdown_signal, tower::VerifyLayer, Secret, Verifier};
 use support::{Settings, ROUTE};
 
 #[tokio::main]
@@ -33,18 +40,18 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     let secret = Secret::new(&settings.secret_text)?;
+    let store = settings.open_store()?;
+    tracing::info!(
+        store = store.describe(),
+        "printone-webhooks receiver starting"
+    );
 
-    let (queue, worker) = Worker::new(settings.queue_capacity)?;
-    let worker = worker.spawn();
-    let delay = settings.handler_delay;
-    let layer = VerifyLayer::new(Verifier::new(secret.clone()))
+    let worker = settings.worker(store.clone()).spawn();
+    let receiver = VerifyLayer::new(Verifier::new(secret.clone()))
         .with_max_body_bytes(settings.max_body_bytes)
         .with_body_timeout(settings.body_timeout)
-        .in_background(queue);
-    let app = Router::new().route(
-        ROUTE,
-        post(move |delivery: Delivery| handle(delivery, delay)).layer(layer),
-    );
+        .store_in(store);
+    let app = Router::new().route_service(ROUTE, receiver);
 
     let listener = tokio::net::TcpListener::bind(settings.bind).await?;
     let local = listener.local_addr()?;
@@ -53,23 +60,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         support::print_development_help(&settings.secret_text, &secret, local);
     }
     axum::serve(listener, app)
-        .with_graceful_shutdown(support::shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
-    tracing::info!("stopped accepting; finishing accepted deliveries");
-    let report = worker.shutdown().await?;
-    tracing::info!(
-        handled = report.handled,
-        failed = report.failed,
-        dead_lettered = report.dead_lettered,
-        "all accepted deliveries finished"
-    );
+    tracing::info!("stopped accepting; finishing running and due deliveries");
+    worker.shutdown().await?;
     Ok(())
-}
-
-/// The demo handler: runs after the sender already got its 200.
-async fn handle(delivery: Delivery, delay: Duration) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    support::print_handled(&delivery);
 }

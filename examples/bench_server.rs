@@ -28,7 +28,9 @@ use std::{
 };
 
 use axum::{body::Bytes, http::StatusCode, routing::post, Router};
-use printone_webhooks::{sign_raw, Delivery, Secret, Verifier, VerifyLayer, WebhookConfig};
+use printone_webhooks::{
+    actix::WebhookConfig, sign_raw, tower::VerifyLayer, Delivery, Secret, Verifier,
+};
 
 const ROUTE: &str = "/webhooks/printone";
 

@@ -12,11 +12,19 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use printone_webhooks::{sign, Delivery, Secret};
+use printone_webhooks::{
+    sign,
+    store::{MemoryStore, SharedStore},
+    worker::{RetryPolicy, Worker},
+    BoxError, Delivery, Secret,
+};
 use serde_json::Value;
 
 /// The route both receivers listen on.
 pub(crate) const ROUTE: &str = "/webhooks/printone";
+
+/// The store when `PRINTONE_STORE` is unset.
+const DEFAULT_STORE: &str = "memory";
 
 /// The signed sample event of the printed `curl` command.
 const SAMPLE: &str = r#"{"data":{"id":"ord_sample_1","status":"order_created","friendlyStatus":"Created"},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
@@ -28,6 +36,14 @@ pub(crate) struct Settings {
     pub(crate) body_timeout: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) handler_delay: Duration,
+    /// `PRINTONE_STORE`: `memory`, or `sqlite:PATH`.
+    pub(crate) store: String,
+    pub(crate) concurrency: usize,
+    pub(crate) lease: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) retry_backoff: Duration,
+    /// `PRINTONE_DEMO_FAIL_EVENT`: the demo handler fails every delivery of this event.
+    pub(crate) fail_event: Option<String>,
     /// The secret's text; generated when `PRINTONE_WEBHOOK_SECRET` is unset.
     pub(crate) secret_text: String,
     /// Whether the secret was generated (and the development help should be printed).
@@ -49,6 +65,14 @@ impl Settings {
             body_timeout: Duration::from_millis(var("PRINTONE_BODY_TIMEOUT_MS", 10_000)?),
             queue_capacity: var("PRINTONE_QUEUE_CAPACITY", 1024)?,
             handler_delay: Duration::from_millis(var("PRINTONE_DEMO_HANDLER_DELAY_MS", 0)?),
+            store: var("PRINTONE_STORE", DEFAULT_STORE.to_owned())?,
+            concurrency: var("PRINTONE_CONCURRENCY", 4)?,
+            lease: Duration::from_millis(var("PRINTONE_LEASE_MS", 30_000)?),
+            max_attempts: var("PRINTONE_MAX_ATTEMPTS", 5)?,
+            retry_backoff: Duration::from_millis(var("PRINTONE_RETRY_BACKOFF_MS", 1_000)?),
+            fail_event: env::var("PRINTONE_DEMO_FAIL_EVENT")
+                .ok()
+                .filter(|event| !event.is_empty()),
             generated: given.is_none(),
             secret_text: given.unwrap_or_else(development_secret),
         })
@@ -89,8 +113,52 @@ pub(crate) fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> std::
     }
 }
 
+impl Settings {
+    /// Opens the store `PRINTONE_STORE` names, bounded by `PRINTONE_QUEUE_CAPACITY`.
+    pub(crate) fn open_store(&self) -> Result<SharedStore, Box<dyn std::error::Error>> {
+        match self.store.as_str() {
+            "memory" => Ok(MemoryStore::new().with_capacity(self.queue_capacity).into()),
+            other => Err(format!(
+                "PRINTONE_STORE={other:?} is not a store: use memory or sqlite:PATH"
+            )
+            .into()),
+        }
+    }
+
+    /// The worker running the demo handler on `store`, as the settings say.
+    pub(crate) fn worker(&self, store: SharedStore) -> Worker {
+        let delay = self.handler_delay;
+        let fail_event = self.fail_event.clone();
+        let handler = move |delivery: Delivery| demo_handler(delivery, delay, fail_event.clone());
+        let retry = RetryPolicy::new(self.max_attempts)
+            .with_backoff(self.retry_backoff, self.retry_backoff.saturating_mul(64));
+        Worker::new(store, handler)
+            .with_concurrency(self.concurrency)
+            .with_lease(self.lease)
+            .with_retry(retry)
+    }
+}
+
+/// The demo handler: runs after the sender already got its 200, fails every delivery of the
+/// `PRINTONE_DEMO_FAIL_EVENT` event, and prints one line for each delivery it handled.
+async fn demo_handler(
+    delivery: Delivery,
+    delay: Duration,
+    fail_event: Option<String>,
+) -> Result<(), BoxError> {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (event, _) = summary(&delivery);
+    if fail_event.as_deref() == Some(event.as_str()) {
+        return Err(format!("PRINTONE_DEMO_FAIL_EVENT fails every {event} delivery").into());
+    }
+    print_handled(&delivery);
+    Ok(())
+}
+
 /// Prints the one `handled event=<event> id=<data.id>` line of a handled delivery.
-pub(crate) fn print_handled(delivery: &Delivery) {
+fn print_handled(delivery: &Delivery) {
     let (event, id) = summary(delivery);
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "handled event={event} id={id}");
@@ -170,28 +238,4 @@ pub(crate) fn print_development_help(secret_text: &str, secret: &Secret, local: 
          -H 'x-printone-event: order_status_update' -H 'x-webhook-hmac-sha256: {}' --data-binary '{SAMPLE}'",
         sign(secret, SAMPLE.as_bytes())
     );
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -7,9 +7,7 @@ use actix_web::{web, HttpRequest};
 use crate::{
     actix::error::WebhookError,
     core::verify::Verifier,
-    intake::acknowledge::Acknowledger,
     intake::config::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER},
-    store::dedupe::{DedupeStore, MemoryStore},
     worker::metrics::Metrics,
 };
 
@@ -41,7 +39,7 @@ pub struct WebhookConfig {
     pub(crate) max_body_bytes: usize,
     pub(crate) body_timeout: Duration,
     pub(crate) retry_after: Duration,
-    pub(crate) acknowledger: Acknowledger,
+    pub(crate) metrics: Metrics,
     error_handler: Option<ErrorHandler>,
 }
 
@@ -54,10 +52,7 @@ impl WebhookConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             retry_after: DEFAULT_RETRY_AFTER,
-            acknowledger: Acknowledger {
-                dedupe: Some(Arc::new(MemoryStore::default())),
-                metrics: Metrics::new(),
-            },
+            metrics: Metrics::new(),
             error_handler: None,
         }
     }
@@ -65,28 +60,14 @@ impl WebhookConfig {
     /// Shares `metrics` (rejections, hand-offs, duplicates); give the same [`Metrics`] to
     /// [`Worker::with_metrics`](crate::Worker::with_metrics) for one view.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.acknowledger.metrics = metrics;
+        self.metrics = metrics;
         self
     }
 
     /// The counters of this configuration.
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
-        &self.acknowledger.metrics
-    }
-
-    /// Remembers deliveries handed over by [`WebhookResource`](crate::WebhookResource) in
-    /// `store` (default: a [`MemoryStore`] of 100 000 ids for 24 hours), so that a re-delivery
-    /// is answered 200 and not handed over again.
-    pub fn with_dedupe_store(mut self, store: impl DedupeStore) -> Self {
-        self.acknowledger.dedupe = Some(Arc::new(store));
-        self
-    }
-
-    /// Hands every authentic delivery over, re-deliveries included.
-    pub fn without_deduplication(mut self) -> Self {
-        self.acknowledger.dedupe = None;
-        self
+        &self.metrics
     }
 
     /// Sets the largest accepted body, in bytes (default 1 MiB); larger bodies get 413, whether
@@ -151,7 +132,7 @@ impl WebhookConfig {
     ) -> actix_web::Error {
         error.log();
         if let (Some(config), Some(kind)) = (config, error.kind()) {
-            config.acknowledger.metrics.rejected(kind);
+            config.metrics.rejected(kind);
         }
         match config.and_then(|config| config.error_handler.as_ref()) {
             Some(handler) => handler(error, request),
@@ -167,7 +148,7 @@ impl fmt::Debug for WebhookConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_timeout", &self.body_timeout)
             .field("retry_after", &self.retry_after)
-            .field("acknowledger", &self.acknowledger)
+            .field("metrics", &self.metrics)
             .field("error_handler", &self.error_handler.is_some())
             .finish()
     }

@@ -7,10 +7,38 @@ use http::{HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    core::signature::{Signature, EVENT_HEADER, WEBHOOK_EVENT_HEADER},
+    core::signature::{Signature, EVENT_HEADER, LEGACY_SIGNATURE_HEADER, WEBHOOK_EVENT_HEADER},
     core::verify::Verified,
     event::{Envelope, Event},
 };
+
+/// Which header carried a delivery's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureHeader {
+    /// `x-webhook-hmac-sha256`, the current name.
+    Current,
+    /// `x-printone-hmac-sha256`, the older name (used only when the current one is absent).
+    Legacy,
+}
+
+impl SignatureHeader {
+    /// The header's name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Current => "x-webhook-hmac-sha256",
+            Self::Legacy => "x-printone-hmac-sha256",
+        }
+    }
+
+    /// The header named `name`, if it is a signature header.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Current, Self::Legacy]
+            .into_iter()
+            .find(|header| header.name().eq_ignore_ascii_case(name))
+    }
+}
 
 /// A delivery whose signature has been verified.
 ///
@@ -26,6 +54,7 @@ pub struct Delivery {
     body: Bytes,
     event_header: Option<HeaderValue>,
     verified: Verified,
+    signature_header: SignatureHeader,
     received_at: SystemTime,
 }
 
@@ -33,11 +62,26 @@ impl Delivery {
     /// Builds a delivery from a body that `verified` proves authentic and the request headers.
     #[must_use]
     pub fn new(body: Bytes, verified: Verified, headers: &HeaderMap) -> Self {
+        let (event_header, signature_header) = scan_headers(headers);
         Self {
             body,
-            event_header: event_header(headers),
+            event_header,
             verified,
+            signature_header,
             received_at: SystemTime::now(),
+        }
+    }
+
+    /// A delivery read back from a store: it was verified when it was received.
+    pub(crate) fn restore(restored: Restored) -> Self {
+        Self {
+            body: restored.body,
+            event_header: restored
+                .event_header
+                .and_then(|value| HeaderValue::from_str(&value).ok()),
+            verified: Verified::restored(restored.signature, restored.secret_index),
+            signature_header: restored.signature_header,
+            received_at: restored.received_at,
         }
     }
 
@@ -92,6 +136,19 @@ impl Delivery {
             })
     }
 
+    /// Which header carried the signature.
+    #[must_use]
+    pub const fn signature_header(&self) -> SignatureHeader {
+        self.signature_header
+    }
+
+    /// The event name and `data.id` the signed body carries, when it is a JSON object with
+    /// them (read without parsing the typed event; `None` for what is missing).
+    #[must_use]
+    pub fn summary(&self) -> (Option<String>, Option<String>) {
+        summary(&self.body)
+    }
+
     /// When the body finished arriving and was verified.
     #[must_use]
     pub const fn received_at(&self) -> SystemTime {
@@ -128,19 +185,63 @@ impl Delivery {
     }
 }
 
-/// The value of `x-printone-event`, else of `x-webhook-event`, found in one pass over the
-/// headers (cheaper than two lookups, which hash each name).
-fn event_header(headers: &HeaderMap) -> Option<HeaderValue> {
+/// The event name and `data.id` of a JSON body, each `None` when missing (an `id` that is a
+/// number is given as its digits). Only these two fields are kept while parsing.
+pub(crate) fn summary(body: &[u8]) -> (Option<String>, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        event: Option<String>,
+        data: Option<Data>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        id: Option<serde_json::Value>,
+    }
+    let Ok(head) = serde_json::from_slice::<Head>(body) else {
+        return (None, None);
+    };
+    let id = head.data.and_then(|data| match data.id? {
+        serde_json::Value::String(id) => Some(id),
+        serde_json::Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    });
+    (head.event, id)
+}
+
+/// What a store keeps of a delivery to build it again.
+pub(crate) struct Restored {
+    pub(crate) body: Bytes,
+    pub(crate) signature: Signature,
+    pub(crate) secret_index: usize,
+    pub(crate) event_header: Option<String>,
+    pub(crate) signature_header: SignatureHeader,
+    pub(crate) received_at: SystemTime,
+}
+
+/// The value of `x-printone-event` (else of `x-webhook-event`) and which header carried the
+/// signature, found in one pass over the headers (cheaper than several lookups, which hash
+/// each name).
+fn scan_headers(headers: &HeaderMap) -> (Option<HeaderValue>, SignatureHeader) {
+    let mut event = None;
     let mut fallback = None;
+    let mut legacy_only = None;
     for (name, value) in headers {
-        if *name == EVENT_HEADER {
-            return Some(value.clone());
-        }
-        if fallback.is_none() && *name == WEBHOOK_EVENT_HEADER {
+        if event.is_none() && *name == EVENT_HEADER {
+            event = Some(value);
+        } else if fallback.is_none() && *name == WEBHOOK_EVENT_HEADER {
             fallback = Some(value);
+        } else if *name == LEGACY_SIGNATURE_HEADER {
+            legacy_only.get_or_insert(true);
+        } else if name.as_str() == SignatureHeader::Current.name() {
+            legacy_only = Some(false);
         }
     }
-    fallback.cloned()
+    let header = if legacy_only == Some(true) {
+        SignatureHeader::Legacy
+    } else {
+        SignatureHeader::Current
+    };
+    (event.or(fallback).cloned(), header)
 }
 
 impl fmt::Debug for Delivery {

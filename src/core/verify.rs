@@ -206,6 +206,14 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// The proof a store keeps for a delivery it verified before.
+    pub(crate) const fn restored(signature: Signature, secret_index: usize) -> Self {
+        Self {
+            signature,
+            secret_index,
+        }
+    }
+
     /// The index of the secret that matched, in the order given to the [`Verifier`].
     #[must_use]
     pub const fn secret_index(&self) -> usize {

@@ -1,203 +1,156 @@
-//! Acknowledge, then process: hand a verified delivery over exactly once, then answer.
+//! Acknowledge, then process: store a verified delivery, then answer from what the store said.
 
-use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::{
     core::delivery::Delivery,
-    store::dedupe::{Claim, DedupeStore},
-    store::handoff::{Handoff, HandoffError},
+    intake::{checks::retry_after_secs, config::text_response},
+    store::{Inserted, SharedStore, StoreError},
     worker::metrics::Metrics,
 };
 
-/// What became of an authentic delivery at the hand-off.
+/// What became of an authentic delivery at the store.
 #[derive(Debug)]
 pub(crate) enum Acknowledgement {
-    /// Handed over now: answer 200.
+    /// Stored now: answer 200.
     Accepted,
-    /// Handed over before (a re-delivery): answer 200 without handing it over again.
+    /// Stored before (a re-delivery): answer 200 without storing it again.
     Duplicate,
-    /// Not handed over: answer 503 with `Retry-After`, Print.one delivers again.
-    Unavailable(&'static str),
+    /// The backlog is full: answer 503 with `Retry-After`.
+    Full,
+    /// The store failed: answer 503 with `Retry-After`.
+    Failed(StoreError),
 }
 
 impl Acknowledgement {
     pub(crate) const fn is_ok(&self) -> bool {
         matches!(self, Self::Accepted | Self::Duplicate)
     }
+
+    /// The response: 200, or 503 with `Retry-After` and a reason that names no internals.
+    pub(crate) fn response(&self, retry_after: Duration) -> Response<Bytes> {
+        let text = match self {
+            Self::Accepted | Self::Duplicate => return Response::new(Bytes::new()),
+            Self::Full => "backlog full, retry later",
+            Self::Failed(_) => "store unavailable, retry later",
+        };
+        let mut response = text_response(StatusCode::SERVICE_UNAVAILABLE, text);
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs(retry_after)),
+        );
+        response
+    }
 }
 
-/// The de-duplication store and the counters of one receiver.
-#[derive(Clone, Default)]
+/// The store deliveries go to, and the counters of one receiver.
+#[derive(Debug, Clone)]
 pub(crate) struct Acknowledger {
-    pub(crate) dedupe: Option<Arc<dyn DedupeStore>>,
+    pub(crate) store: SharedStore,
     pub(crate) metrics: Metrics,
+    pub(crate) retry_after: Duration,
 }
 
 impl Acknowledger {
-    /// Hands `item` (carrying `delivery`) over unless it is a re-delivery.
+    /// Stores `delivery` unless it is a re-delivery, and says what to answer.
     ///
-    /// A 200 is only ever answered for an item the hand-off took, now or before.
-    pub(crate) async fn hand_over<T, H: Handoff<T>>(
-        &self,
-        handoff: &H,
-        item: T,
-        delivery: &Delivery,
-    ) -> Acknowledgement {
-        let event = delivery.event_header();
-        let outcome = match &self.dedupe {
-            None => Self::plain(handoff, item).await,
-            Some(store) => Self::once(store.as_ref(), handoff, item, delivery).await,
+    /// A 200 is only ever answered for a delivery the store holds: `insert` returned after the
+    /// write that holds it.
+    pub(crate) async fn acknowledge(&self, delivery: &Delivery) -> Acknowledgement {
+        let outcome = match self.store.insert(delivery).await {
+            Ok(Inserted::Stored) => Acknowledgement::Accepted,
+            Ok(Inserted::Duplicate) => Acknowledgement::Duplicate,
+            Ok(Inserted::Full) => Acknowledgement::Full,
+            Err(error) => Acknowledgement::Failed(error),
         };
-        match &outcome {
+        self.record(&outcome, delivery);
+        outcome
+    }
+
+    fn record(&self, outcome: &Acknowledgement, delivery: &Delivery) {
+        let event = delivery.event_header();
+        match outcome {
             Acknowledgement::Accepted => {
                 self.metrics.accepted();
-                tracing::debug!(event, id = delivery.id(), "webhook handed off");
+                tracing::debug!(event, id = delivery.id(), "webhook stored");
             }
             Acknowledgement::Duplicate => {
                 self.metrics.duplicate();
                 tracing::info!(
                     event,
                     id = delivery.id(),
-                    "re-delivery acknowledged, not handed over again"
+                    "re-delivery acknowledged, not stored again"
                 );
             }
-            Acknowledgement::Unavailable(reason) => {
+            Acknowledgement::Full => {
                 self.metrics.unavailable();
-                tracing::warn!(
+                tracing::warn!(event, id = delivery.id(), "backlog full; answering 503");
+            }
+            Acknowledgement::Failed(error) => {
+                self.metrics.unavailable();
+                tracing::error!(
                     event,
                     id = delivery.id(),
-                    reason,
-                    "webhook hand-off refused; answering 503"
+                    kind = error.as_str(),
+                    error = %error,
+                    "could not store the delivery; answering 503"
                 );
             }
         }
-        outcome
-    }
-
-    async fn plain<T, H: Handoff<T>>(handoff: &H, item: T) -> Acknowledgement {
-        match handoff.hand_off(item).await {
-            Ok(()) => Acknowledgement::Accepted,
-            Err(error) => Acknowledgement::Unavailable(reason_of(&error)),
-        }
-    }
-
-    async fn once<T, H: Handoff<T>>(
-        store: &dyn DedupeStore,
-        handoff: &H,
-        item: T,
-        delivery: &Delivery,
-    ) -> Acknowledgement {
-        let id = delivery.signature();
-        match store.claim(id).await {
-            Ok(Claim::New) => {}
-            Ok(Claim::Seen) => return Acknowledgement::Duplicate,
-            Ok(Claim::InFlight) => return Acknowledgement::Unavailable("in_flight"),
-            Err(error) => {
-                tracing::error!(error = %error, "de-duplication store failed to claim");
-                return Acknowledgement::Unavailable("store_failed");
-            }
-        }
-        let outcome = Self::plain(handoff, item).await;
-        let settled = if outcome.is_ok() {
-            store.confirm(id).await
-        } else {
-            store.release(id).await
-        };
-        if let Err(error) = settled {
-            tracing::error!(error = %error, "de-duplication store failed to settle a claim");
-        }
-        outcome
-    }
-}
-
-fn reason_of(error: &HandoffError) -> &'static str {
-    if let HandoffError::Failed(source) = error {
-        tracing::error!(error = %source, "hand-off sink failed");
-    }
-    error.as_str()
-}
-
-impl std::fmt::Debug for Acknowledger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Acknowledger")
-            .field("dedupe", &self.dedupe.is_some())
-            .field("metrics", &self.metrics)
-            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::dedupe::MemoryStore;
-    use http::HeaderMap;
-    use tokio::sync::mpsc;
+    use crate::store::{conformance::delivery, MemoryStore};
 
-    fn delivery(body: &'static [u8]) -> Delivery {
-        crate::core::delivery::verified(body, &HeaderMap::new())
-    }
-
-    fn deduplicating() -> Acknowledger {
+    fn acknowledger(capacity: usize) -> Acknowledger {
         Acknowledger {
-            dedupe: Some(Arc::new(MemoryStore::default())),
+            store: MemoryStore::new().with_capacity(capacity).into(),
             metrics: Metrics::new(),
+            retry_after: Duration::from_secs(7),
         }
     }
 
     #[tokio::test]
-    async fn a_redelivery_is_acknowledged_but_handed_over_once() {
-        let ack = deduplicating();
-        let (sender, mut receiver) = mpsc::channel(4);
-        let first = delivery(b"{\"event\":\"a\"}");
+    async fn a_redelivery_is_acknowledged_but_stored_once() {
+        let ack = acknowledger(4);
+        let first = delivery(1, "e");
         assert!(matches!(
-            ack.hand_over(&sender, first.clone(), &first).await,
+            ack.acknowledge(&first).await,
             Acknowledgement::Accepted
         ));
         assert!(matches!(
-            ack.hand_over(&sender, first.clone(), &first).await,
+            ack.acknowledge(&first).await,
             Acknowledgement::Duplicate
         ));
-        drop(sender);
-        assert!(receiver.recv().await.is_some());
-        assert!(receiver.recv().await.is_none());
+        assert_eq!(ack.store.counts().await.unwrap().pending, 1);
         let snapshot = ack.metrics.snapshot();
         assert_eq!((snapshot.accepted, snapshot.duplicates), (1, 1));
     }
 
     #[tokio::test]
-    async fn a_refused_hand_off_is_released_so_the_retry_is_accepted() {
-        let ack = deduplicating();
-        let (sender, mut receiver) = mpsc::channel(1);
-        let filler = delivery(b"filler");
-        let retried = delivery(b"retried");
-        assert!(ack
-            .hand_over(&sender, filler.clone(), &filler)
-            .await
-            .is_ok());
-        assert!(matches!(
-            ack.hand_over(&sender, retried.clone(), &retried).await,
-            Acknowledgement::Unavailable("full")
-        ));
-        receiver.recv().await.unwrap();
-        assert!(matches!(
-            ack.hand_over(&sender, retried.clone(), &retried).await,
-            Acknowledgement::Accepted
-        ));
+    async fn a_full_backlog_is_503_with_retry_after() {
+        let ack = acknowledger(1);
+        ack.acknowledge(&delivery(1, "e")).await;
+        let outcome = ack.acknowledge(&delivery(2, "e")).await;
+        let response = outcome.response(ack.retry_after);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
         assert_eq!(ack.metrics.snapshot().unavailable, 1);
     }
 
-    #[tokio::test]
-    async fn without_a_store_every_delivery_is_handed_over() {
-        let ack = Acknowledger::default();
-        let (sender, mut receiver) = mpsc::channel(4);
-        let same = delivery(b"same");
-        for _ in 0..2 {
-            assert!(matches!(
-                ack.hand_over(&sender, same.clone(), &same).await,
-                Acknowledgement::Accepted
-            ));
+    #[test]
+    fn a_stored_or_repeated_delivery_is_200() {
+        for outcome in [Acknowledgement::Accepted, Acknowledgement::Duplicate] {
+            assert_eq!(
+                outcome.response(Duration::from_secs(1)).status(),
+                StatusCode::OK
+            );
         }
-        drop(sender);
-        assert!(receiver.recv().await.is_some() && receiver.recv().await.is_some());
     }
 }

@@ -8,10 +8,8 @@ use http::{header, request::Parts, HeaderValue, Method, Response, StatusCode};
 use crate::{
     core::error::{ErrorKind, VerifyError},
     core::verify::Verifier,
-    intake::acknowledge::Acknowledger,
     intake::body::Accumulator,
-    intake::checks::{begin, declared_length, method_not_allowed, retry_after_secs},
-    store::dedupe::MemoryStore,
+    intake::checks::{begin, declared_length, method_not_allowed},
     worker::metrics::Metrics,
 };
 
@@ -22,7 +20,7 @@ pub(crate) type Responder = Arc<dyn Fn(&VerifyError) -> Response<Bytes> + Send +
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The default deadline for the whole body to arrive: 10 seconds.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default `Retry-After` of a 503 when the hand-off is full or closed: 5 seconds.
+/// The default `Retry-After` of a 503 when the backlog is full or the store failed: 5 seconds.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
@@ -32,7 +30,7 @@ pub(crate) struct Config {
     pub(crate) body_timeout: Duration,
     pub(crate) retry_after: Duration,
     pub(crate) responder: Responder,
-    pub(crate) acknowledger: Acknowledger,
+    pub(crate) metrics: Metrics,
 }
 
 impl Config {
@@ -43,10 +41,7 @@ impl Config {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             retry_after: DEFAULT_RETRY_AFTER,
             responder: Arc::new(default_rejection),
-            acknowledger: Acknowledger {
-                dedupe: Some(Arc::new(MemoryStore::default())),
-                metrics: Metrics::new(),
-            },
+            metrics: Metrics::new(),
         }
     }
 
@@ -68,7 +63,7 @@ impl Config {
 
     /// Logs why a delivery was refused and builds the response.
     pub(crate) fn reject(&self, error: &VerifyError) -> Response<Bytes> {
-        self.acknowledger.metrics.rejected(error.kind());
+        self.metrics.rejected(error.kind());
         tracing::warn!(
             kind = error.kind().as_str(),
             status = error.status().as_u16(),
@@ -76,10 +71,6 @@ impl Config {
             "webhook rejected"
         );
         (self.responder)(error)
-    }
-
-    pub(crate) fn retry_after_header(&self) -> HeaderValue {
-        HeaderValue::from(retry_after_secs(self.retry_after))
     }
 }
 
@@ -90,7 +81,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_timeout", &self.body_timeout)
             .field("retry_after", &self.retry_after)
-            .field("acknowledger", &self.acknowledger)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }

@@ -15,8 +15,8 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
-    core::delivery::Delivery, core::error::BoxError, core::verify::Verified, intake::body::Collect,
-    intake::config::Config,
+    core::delivery::Delivery, core::error::BoxError, core::verify::Verified,
+    intake::config::Config, tower::body::Collect,
 };
 
 pin_project! {

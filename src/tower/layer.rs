@@ -4,24 +4,15 @@ use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::Response;
-use tokio::sync::mpsc;
 use tower_layer::Layer;
 
 use crate::{
-    core::delivery::Delivery,
-    core::error::{ConfigError, VerifyError},
-    core::verify::Verifier,
-    intake::config::Config,
-    store::dedupe::DedupeStore,
-    store::handoff::{HandOff, Handoff},
-    tower::background::BackgroundLayer,
-    tower::service::Verify,
-    worker::job::Job,
+    core::{error::VerifyError, verify::Verifier},
+    intake::{acknowledge::Acknowledger, config::Config},
+    store::SharedStore,
+    tower::{acknowledge::Acknowledge, service::Verify},
     worker::metrics::Metrics,
 };
-
-/// The terminal service returned by [`VerifyLayer::channel`].
-pub type ChannelService = Verify<HandOff<mpsc::Sender<Delivery>>>;
 
 /// A tower layer that verifies Print.one deliveries before the inner service sees them.
 ///
@@ -29,15 +20,16 @@ pub type ChannelService = Verify<HandOff<mpsc::Sender<Delivery>>>;
 /// the limit (before reading) or when a streamed body crosses it, 401 for any authentication
 /// failure (checked before reading the body when the header is missing, malformed or
 /// ambiguous), and 408 when the body does not arrive in time. A verified request reaches the
-/// inner service with its body buffered (`Full<Bytes>`) and the [`Delivery`] in its extensions.
+/// inner service with its body buffered (`Full<Bytes>`) and the
+/// [`Delivery`](crate::Delivery) in its extensions.
 ///
-/// Three ways to use it:
+/// Two ways to use it:
 ///
-/// - as is (`Router::layer`, `MethodRouter::layer`, or around any hyper service): the inner
-///   service runs on the verified request and answers itself;
-/// - [`VerifyLayer::in_background`]: the route runs in the background after a 200 has gone out;
-/// - [`VerifyLayer::channel`] / [`VerifyLayer::hand_off_to`]: a terminal service that hands each
-///   [`Delivery`] to a receiver and answers 200.
+/// - [`VerifyLayer::store_in`]: a terminal service that stores each verified delivery and
+///   answers 200 once the store holds it; a [`Worker`](crate::worker::Worker) runs your handler
+///   after (acknowledge, then process: the recommended setup);
+/// - as a layer (`Router::layer`, `MethodRouter::layer`, or around any hyper service): the
+///   inner service runs on the verified request and answers itself.
 ///
 /// Cloning is cheap: the configuration is shared.
 #[derive(Debug, Clone)]
@@ -68,8 +60,8 @@ impl VerifyLayer {
         self
     }
 
-    /// Sets the `Retry-After` sent with a 503 when a hand-off is full or closed (default 5 s,
-    /// rounded down to whole seconds, at least 1).
+    /// Sets the `Retry-After` sent with a 503 when the backlog is full or the store failed
+    /// (default 5 s, rounded down to whole seconds, at least 1).
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
         Arc::make_mut(&mut self.config).retry_after = retry_after;
         self
@@ -102,68 +94,33 @@ impl VerifyLayer {
         self
     }
 
-    /// Shares `metrics` with this layer (rejections, hand-offs, duplicates); give the same
-    /// [`Metrics`] to [`Worker::with_metrics`](crate::Worker::with_metrics) for one view.
+    /// Shares `metrics` with this layer (rejections, stored deliveries, duplicates); give the
+    /// same [`Metrics`] to [`Worker::with_metrics`](crate::worker::Worker::with_metrics) for one
+    /// view.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        Arc::make_mut(&mut self.config).acknowledger.metrics = metrics;
+        Arc::make_mut(&mut self.config).metrics = metrics;
         self
     }
 
     /// The counters of this layer.
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
-        &self.config.acknowledger.metrics
+        &self.config.metrics
     }
 
-    /// Remembers handed-over deliveries in `store` (default: a [`MemoryStore`](crate::MemoryStore) of 100 000 ids
-    /// for 24 hours), so that a re-delivery is answered 200 and not handed over again.
-    pub fn with_dedupe_store(mut self, store: impl DedupeStore) -> Self {
-        Arc::make_mut(&mut self.config).acknowledger.dedupe = Some(Arc::new(store));
-        self
-    }
-
-    /// Hands every authentic delivery over, re-deliveries included.
-    pub fn without_deduplication(mut self) -> Self {
-        Arc::make_mut(&mut self.config).acknowledger.dedupe = None;
-        self
-    }
-
-    /// Runs the wrapped route in the background: the sender gets 200 as soon as the verified
-    /// request is queued for a [`Worker`](crate::Worker), and the route's handler runs after.
-    pub fn in_background<H: Handoff<Job>>(self, queue: H) -> BackgroundLayer<H> {
-        BackgroundLayer::new(self, queue)
-    }
-
-    /// A terminal service handing every verified [`Delivery`] to `handoff`, answering 200 once
-    /// it is handed over and 503 (with `Retry-After`) when it could not be.
-    pub fn hand_off_to<H: Handoff<Delivery>>(&self, handoff: H) -> Verify<HandOff<H>> {
-        let service = HandOff::new(handoff, Arc::clone(&self.config));
-        self.layer(service)
-    }
-
-    /// A terminal service and the receiver of its deliveries, through a bounded tokio channel
-    /// of `capacity` deliveries.
+    /// A terminal service storing every verified delivery in `store` and answering from what
+    /// the store said: 200 once the store holds it (or held it before: a re-delivery is not
+    /// stored again), 503 with `Retry-After` when the backlog is full or the store failed.
     ///
-    /// When the channel is full the sender gets 503 with `Retry-After`. After the server has
-    /// stopped and dropped the service, the receiver yields the remaining deliveries, then
-    /// `None`.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::ZeroCapacity`] when `capacity` is 0.
-    pub fn channel(
-        &self,
-        capacity: usize,
-    ) -> Result<(ChannelService, mpsc::Receiver<Delivery>), ConfigError> {
-        if capacity == 0 {
-            return Err(ConfigError::ZeroCapacity);
-        }
-        let (sender, receiver) = mpsc::channel(capacity);
-        Ok((self.hand_off_to(sender), receiver))
-    }
-
-    pub(crate) fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// Mount it with `Router::route_service` and run a [`Worker`](crate::worker::Worker) on the
+    /// same store.
+    pub fn store_in(&self, store: impl Into<SharedStore>) -> Verify<Acknowledge> {
+        let acknowledger = Acknowledger {
+            store: store.into(),
+            metrics: self.config.metrics.clone(),
+            retry_after: self.config.retry_after,
+        };
+        self.layer(Acknowledge::new(acknowledger))
     }
 }
 

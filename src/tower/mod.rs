@@ -1,9 +1,21 @@
-//! The tower adapter: [`VerifyLayer`](layer::VerifyLayer), its service and future, and the
-//! axum extractors.
+//! The tower adapter: [`VerifyLayer`], its [`Verify`] service and [`ResponseFuture`], the
+//! [`Acknowledge`] terminal service, [`Route`] (a route run by a worker) and, with the `axum`
+//! feature, the axum extractors.
 
+pub(crate) mod acknowledge;
 #[cfg(feature = "axum")]
 pub(crate) mod axum;
-pub(crate) mod background;
+pub(crate) mod body;
 pub(crate) mod future;
 pub(crate) mod layer;
+pub(crate) mod route;
 pub(crate) mod service;
+
+pub use acknowledge::{Acknowledge, AcknowledgeFuture};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use axum::{Webhook, WebhookRejection};
+pub use future::ResponseFuture;
+pub use layer::VerifyLayer;
+pub use route::Route;
+pub use service::Verify;

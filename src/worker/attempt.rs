@@ -1,11 +1,20 @@
-//! One attempt at a job, isolated in its own task so a panic is a failure, not a crash.
+//! One attempt at a claimed delivery, with a panic caught as a failure, not a crash.
+
+use std::{
+    future::Future,
+    panic::{catch_unwind, AssertUnwindSafe},
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant, SystemTime},
+};
 
 use crate::{
     core::error::BoxError,
-    worker::job::{Job, Permanent},
+    store::{Attempt, Claimed},
+    worker::handler::{HandlerFuture, Permanent},
 };
 
-/// Why one attempt failed.
+/// Why an attempt failed.
 pub(crate) enum Failure {
     Error(BoxError),
     Panicked,
@@ -26,19 +35,49 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Runs one attempt in its own task, so a panic is caught and reported as a failure; the task
-/// is aborted if this future is dropped (shutdown deadline).
-pub(crate) async fn attempt_isolated(job: &mut Job) -> Result<(), Failure> {
-    struct AbortOnDrop(tokio::task::AbortHandle);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
+/// A finished attempt: the claim it ran for, what it did and when.
+pub(crate) struct Finished {
+    pub(crate) claimed: Claimed,
+    pub(crate) result: Result<(), Failure>,
+    pub(crate) started_at: SystemTime,
+    pub(crate) duration: Duration,
+}
+
+impl Finished {
+    /// The attempt as a store records it.
+    pub(crate) fn record(&self) -> Attempt {
+        Attempt {
+            started_at: self.started_at,
+            duration: self.duration,
+            error: self.result.as_ref().err().map(ToString::to_string),
         }
     }
-    let task = tokio::spawn(job.attempt());
-    let _guard = AbortOnDrop(task.abort_handle());
-    match task.await {
-        Ok(result) => result.map_err(Failure::Error),
-        Err(_) => Err(Failure::Panicked),
+}
+
+/// Runs `attempt` for `claimed` to its end, a panic included.
+pub(crate) async fn run(claimed: Claimed, attempt: HandlerFuture) -> Finished {
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let result = CatchUnwind(attempt).await;
+    Finished {
+        claimed,
+        result,
+        started_at,
+        duration: start.elapsed(),
+    }
+}
+
+/// Polls a handler's future, turning a panic into [`Failure::Panicked`].
+struct CatchUnwind(HandlerFuture);
+
+impl Future for CatchUnwind {
+    type Output = Result<(), Failure>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(Failure::Error)),
+            Err(_) => Poll::Ready(Err(Failure::Panicked)),
+        }
     }
 }

@@ -2,35 +2,28 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
-use tokio::sync::mpsc;
-
 use crate::{
-    core::delivery::Delivery,
-    core::error::BoxError,
+    core::{delivery::Delivery, error::BoxError},
     event::{Batch, CouponCode, Event, Order, TemplatePreview},
-    store::handoff::{Handoff, HandoffError},
-    worker::job::{Job, Permanent},
+    worker::handler::{Handler as WorkerHandler, HandlerFuture, Permanent},
 };
 
 type Outcome = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 type Handler<T> = Arc<dyn Fn(T, Delivery) -> Outcome + Send + Sync>;
 
-/// Hands each verified [`Delivery`] to a [`Worker`](crate::Worker) queue as a [`Job`] that
-/// calls the handler registered for its trigger.
+/// Typed handlers per trigger: a [`Handler`](crate::worker::Handler) for a
+/// [`Worker`](crate::worker::Worker).
 ///
-/// It is a [`Handoff<Delivery>`]: use it with
-/// [`VerifyLayer::hand_off_to`](crate::VerifyLayer::hand_off_to) (or the actix service). The
-/// body is parsed in the background, at each attempt, never on the request path. A body that
-/// does not parse is a [`Permanent`] failure (dead-lettered at once, since no retry can fix
-/// it). An event with no handler of its own goes to the fallback; without a fallback it is
+/// The body is parsed in the background, at each attempt, never on the request path. A body
+/// that does not parse is a [`Permanent`] failure (dead-lettered at once, since no retry can
+/// fix it). An event with no handler of its own goes to the fallback; without a fallback it is
 /// acknowledged and logged.
 ///
 /// ```
-/// use printone_webhooks::{Dispatcher, Worker, BoxError};
+/// use printone_webhooks::{store::MemoryStore, worker::{Dispatcher, Worker}, BoxError};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), BoxError> {
-/// let (queue, worker) = Worker::new(1024)?;
-/// let dispatcher = Dispatcher::new(queue)
+/// let dispatcher = Dispatcher::new()
 ///     .on_order_status_update(|order, _delivery| async move {
 ///         println!("order {} is now {:?}", order.id, order.status);
 ///         Ok::<_, BoxError>(())
@@ -39,11 +32,12 @@ type Handler<T> = Arc<dyn Fn(T, Delivery) -> Outcome + Send + Sync>;
 ///         println!("{} is not handled here", event.name());
 ///         Ok::<_, BoxError>(())
 ///     });
-/// let worker = worker.with_concurrency(8).spawn();
-/// # drop(dispatcher); worker.shutdown().await?; Ok(()) }
+/// let worker = Worker::new(MemoryStore::new(), dispatcher).spawn();
+/// # worker.shutdown().await?; Ok(()) }
 /// ```
-pub struct Dispatcher<Q = mpsc::Sender<Job>> {
-    queue: Q,
+#[derive(Clone, Default)]
+#[must_use]
+pub struct Dispatcher {
     handlers: Arc<Handlers>,
 }
 
@@ -56,17 +50,13 @@ struct Handlers {
     fallback: Option<Handler<Event>>,
 }
 
-impl<Q> Dispatcher<Q> {
-    /// A dispatcher queueing its jobs on `queue` (from [`Worker::new`](crate::Worker::new)).
-    pub fn new(queue: Q) -> Self {
-        Self {
-            queue,
-            handlers: Arc::default(),
-        }
+impl Dispatcher {
+    /// A dispatcher with no handler yet: every event is acknowledged and logged.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Handles `order_status_update` with the typed [`Order`].
-    #[must_use]
     pub fn on_order_status_update<F, Fut, E>(self, handler: F) -> Self
     where
         F: Fn(Order, Delivery) -> Fut + Send + Sync + 'static,
@@ -77,7 +67,6 @@ impl<Q> Dispatcher<Q> {
     }
 
     /// Handles `template_preview_rendered` with the typed [`TemplatePreview`].
-    #[must_use]
     pub fn on_template_preview_rendered<F, Fut, E>(self, handler: F) -> Self
     where
         F: Fn(TemplatePreview, Delivery) -> Fut + Send + Sync + 'static,
@@ -88,7 +77,6 @@ impl<Q> Dispatcher<Q> {
     }
 
     /// Handles `batch_status_update` with the typed [`Batch`].
-    #[must_use]
     pub fn on_batch_status_update<F, Fut, E>(self, handler: F) -> Self
     where
         F: Fn(Batch, Delivery) -> Fut + Send + Sync + 'static,
@@ -99,7 +87,6 @@ impl<Q> Dispatcher<Q> {
     }
 
     /// Handles `coupon_code_used` with the typed [`CouponCode`].
-    #[must_use]
     pub fn on_coupon_code_used<F, Fut, E>(self, handler: F) -> Self
     where
         F: Fn(CouponCode, Delivery) -> Fut + Send + Sync + 'static,
@@ -110,7 +97,6 @@ impl<Q> Dispatcher<Q> {
     }
 
     /// Handles every event without a handler of its own, [`Event::Unknown`] included.
-    #[must_use]
     pub fn fallback<F, Fut, E>(self, handler: F) -> Self
     where
         F: Fn(Event, Delivery) -> Fut + Send + Sync + 'static,
@@ -192,27 +178,13 @@ fn call<T>(handler: Option<&Handler<T>>, data: T, delivery: Delivery) -> Outcome
     }
 }
 
-impl<Q: Handoff<Job>> Handoff<Delivery> for Dispatcher<Q> {
-    fn hand_off(
-        &self,
-        delivery: Delivery,
-    ) -> impl Future<Output = Result<(), HandoffError>> + Send {
-        let handlers = Arc::clone(&self.handlers);
-        let job = Job::new(delivery, move |delivery| handlers.dispatch(delivery));
-        self.queue.hand_off(job)
+impl WorkerHandler for Dispatcher {
+    fn handle(&self, delivery: Delivery) -> HandlerFuture {
+        self.handlers.dispatch(delivery)
     }
 }
 
-impl<Q: Clone> Clone for Dispatcher<Q> {
-    fn clone(&self) -> Self {
-        Self {
-            queue: self.queue.clone(),
-            handlers: Arc::clone(&self.handlers),
-        }
-    }
-}
-
-impl<Q> fmt::Debug for Dispatcher<Q> {
+impl fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = &self.handlers;
         f.debug_struct("Dispatcher")
@@ -228,7 +200,10 @@ impl<Q> fmt::Debug for Dispatcher<Q> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RetryPolicy, Worker};
+    use crate::{
+        store::{DeliveryId, DeliveryState, MemoryStore, Store},
+        worker::{RetryPolicy, Worker},
+    };
     use http::HeaderMap;
     use std::sync::Mutex;
 
@@ -245,23 +220,23 @@ mod tests {
 
     #[tokio::test]
     async fn calls_the_handler_of_each_trigger_and_the_fallback_for_the_rest() {
-        let (queue, worker) = Worker::new(16).unwrap();
+        let store = MemoryStore::new();
         let seen = Seen::default();
         let (a, b, c) = (Arc::clone(&seen), Arc::clone(&seen), Arc::clone(&seen));
-        let dispatcher = Dispatcher::new(queue)
+        let dispatcher = Dispatcher::new()
             .on_order_status_update(move |order, _| record(&a, format!("order {}", order.id)))
             .on_coupon_code_used(move |coupon, _| record(&b, format!("coupon {}", coupon.id)))
             .fallback(move |event, _| record(&c, format!("fallback {}", event.name())));
-        let handle = worker.spawn();
         for body in [
             r#"{"data":{"id":"ord_1"},"event":"order_status_update"}"#,
             r#"{"data":{"id":"cpc_1"},"event":"coupon_code_used"}"#,
             r#"{"data":{"id":"bat_1"},"event":"batch_status_update"}"#,
             r#"{"data":{},"event":"letter_returned"}"#,
         ] {
-            dispatcher.hand_off(delivery(body)).await.unwrap();
+            store.insert(&delivery(body)).await.unwrap();
         }
-        let report = handle.shutdown().await.unwrap();
+        let worker = Worker::new(store, dispatcher).with_concurrency(1).spawn();
+        let report = worker.shutdown().await.unwrap();
         assert_eq!(report.handled, 4);
         assert_eq!(
             *seen.lock().unwrap(),
@@ -276,35 +251,33 @@ mod tests {
 
     #[tokio::test]
     async fn an_unparseable_body_is_dead_lettered_without_retries() {
-        let (queue, worker) = Worker::new(4).unwrap();
-        let attempts = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&attempts);
-        let handle = worker
+        let store = MemoryStore::new();
+        let bad = delivery(r#"{"data":{"id":"ord_1","status":7},"event":"order_status_update"}"#);
+        store.insert(&bad).await.unwrap();
+        let handler =
+            Dispatcher::new().on_order_status_update(|_, _| async { Ok::<_, BoxError>(()) });
+        let worker = Worker::new(store.clone(), handler)
             .with_retry(RetryPolicy::new(5))
-            .with_dead_letter(move |letter| {
-                sink.lock().unwrap().push(letter.attempts());
-                async {}
-            })
             .spawn();
-        Dispatcher::new(queue)
-            .hand_off(delivery("not json"))
-            .await
-            .unwrap();
-        let report = handle.shutdown().await.unwrap();
-        assert_eq!((report.dead_lettered, report.retried), (1, 0));
-        assert_eq!(*attempts.lock().unwrap(), [1]);
+        let report = worker.shutdown().await.unwrap();
+        assert_eq!((report.dead_lettered, report.retries_scheduled), (1, 0));
+        let dead = store.get(&DeliveryId::of(&bad)).await.unwrap().unwrap();
+        assert_eq!((dead.state, dead.attempts), (DeliveryState::Dead, 1));
+        assert_eq!(dead.event.as_deref(), Some("order_status_update"));
+        assert_eq!(dead.data_id.as_deref(), Some("ord_1"));
+        assert!(dead.last_error.unwrap().contains("not a Print.one event"));
     }
 
     #[tokio::test]
     async fn an_event_without_any_handler_is_acknowledged() {
-        let (queue, worker) = Worker::new(4).unwrap();
-        let handle = worker.spawn();
+        let store = MemoryStore::new();
         let body = r#"{"data":{"id":"tpl_1","templateId":"t","imageUrl":"u","errors":[]},"event":"template_preview_rendered"}"#;
-        Dispatcher::new(queue)
-            .hand_off(delivery(body))
+        store.insert(&delivery(body)).await.unwrap();
+        let report = Worker::new(store, Dispatcher::new())
+            .spawn()
+            .shutdown()
             .await
             .unwrap();
-        let report = handle.shutdown().await.unwrap();
         assert_eq!((report.handled, report.dead_lettered), (1, 0));
     }
 }

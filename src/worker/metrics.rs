@@ -4,7 +4,7 @@ use std::{
     fmt,
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
-        Arc, OnceLock,
+        Arc,
     },
 };
 
@@ -22,8 +22,6 @@ const KINDS: [ErrorKind; 9] = [
     ErrorKind::BodyRead,
     ErrorKind::Stale,
 ];
-
-type DepthProbe = Box<dyn Fn() -> usize + Send + Sync>;
 
 /// Shared counters of a receiver. Cloning shares them.
 ///
@@ -47,7 +45,7 @@ struct Counters {
     failed: AtomicU64,
     retried: AtomicU64,
     dead_lettered: AtomicU64,
-    depth: OnceLock<DepthProbe>,
+    backlog: AtomicU64,
 }
 
 impl Metrics {
@@ -74,7 +72,7 @@ impl Metrics {
             failed: c.failed.load(Relaxed),
             retried: c.retried.load(Relaxed),
             dead_lettered: c.dead_lettered.load(Relaxed),
-            queue_depth: c.depth.get().map_or(0, |probe| probe()),
+            backlog: c.backlog.load(Relaxed),
         }
     }
 
@@ -113,8 +111,8 @@ impl Metrics {
     }
 
     /// Registers how to read the queue depth; the first registration wins.
-    pub(crate) fn set_depth_probe(&self, probe: impl Fn() -> usize + Send + Sync + 'static) {
-        let _ = self.counters.depth.set(Box::new(probe));
+    pub(crate) fn set_backlog(&self, backlog: u64) {
+        self.counters.backlog.store(backlog, Relaxed);
     }
 }
 
@@ -141,10 +139,10 @@ pub struct MetricsSnapshot {
     pub failed: u64,
     /// Attempts scheduled again after a failure.
     pub retried: u64,
-    /// Deliveries given to the dead-letter hook.
+    /// Deliveries dead-lettered.
     pub dead_lettered: u64,
-    /// Deliveries waiting in the worker's queue now.
-    pub queue_depth: usize,
+    /// Deliveries waiting in the store (pending or leased), as the worker last read it.
+    pub backlog: u64,
 }
 
 impl MetricsSnapshot {
@@ -191,10 +189,10 @@ mod tests {
     }
 
     #[test]
-    fn reads_queue_depth_through_the_probe() {
+    fn reports_the_last_backlog_read() {
         let metrics = Metrics::new();
-        assert_eq!(metrics.snapshot().queue_depth, 0);
-        metrics.set_depth_probe(|| 7);
-        assert_eq!(metrics.snapshot().queue_depth, 7);
+        assert_eq!(metrics.snapshot().backlog, 0);
+        metrics.set_backlog(7);
+        assert_eq!(metrics.snapshot().backlog, 7);
     }
 }

@@ -1,139 +1,136 @@
-//! [`Worker`]: runs queued jobs after their 200, with bounded concurrency, retries, panic
-//! isolation, a dead-letter hook and a bounded graceful shutdown.
+//! [`Worker`]: claims stored deliveries and runs the registered [`Handler`] on them, with
+//! bounded concurrency, leases, retries with backoff, panic isolation, dead letters and a
+//! bounded graceful shutdown.
 
 use std::{
-    collections::VecDeque,
-    future::{pending, Future},
-    pin::Pin,
+    collections::HashMap,
     sync::Arc,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use tokio::{
-    sync::{mpsc, oneshot},
-    task::{JoinError, JoinHandle},
-    time::{sleep, Sleep},
+    sync::oneshot,
+    task::{Id, JoinError, JoinHandle, JoinSet},
+    time::{sleep, sleep_until, Instant},
 };
+use tracing::Instrument as _;
 
 use crate::{
-    core::delivery::Delivery,
-    core::error::ConfigError,
-    worker::attempt::Failure,
-    worker::dead_letter::{DeadLetter, DeadLetterHook},
-    worker::job::Job,
-    worker::metrics::Metrics,
-    worker::retry::RetryPolicy,
-    worker::tally::{Tally, WorkerReport},
-    worker::tasks::{Step, Tasks},
+    store::{Claimed, DeliveryState, Filter, Lease, SharedStore, StoreError},
+    worker::{
+        attempt::{self, Finished},
+        handler::Handler,
+        metrics::Metrics,
+        retry::RetryPolicy,
+        tally::{Tally, WorkerReport},
+    },
 };
 
-/// The default time [`WorkerHandle::shutdown`] waits for accepted deliveries: 30 seconds.
+/// The default time [`WorkerHandle::shutdown`] lets running and due deliveries finish: 30 s.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default lease on a claimed delivery: 30 s. A delivery whose worker died is taken again
+/// once it expires; a handler that runs longer may run twice.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The default number of handlers running at once: 4.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
-/// Runs queued [`Job`]s after their senders got a 200.
+/// How often an idle worker looks for work it was not told about (another process stored or
+/// replayed it, a lease expired).
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a worker waits before it asks a failing store again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How often the worker runs the store's housekeeping and reads its backlog.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs the registered [`Handler`] on every delivery in a store, after its sender got the 200.
 ///
-/// Create it with [`Worker::new`], give the queue to
-/// [`VerifyLayer::in_background`](crate::VerifyLayer::in_background) or a
-/// [`Dispatcher`](crate::Dispatcher), start it with [`Worker::spawn`] and, once the server has
-/// stopped, call [`WorkerHandle::shutdown`].
+/// ```
+/// use printone_webhooks::{store::MemoryStore, worker::Worker, BoxError, Delivery};
 ///
-/// A failed attempt (an error, a non-2xx route response, or a panic, which never takes the
-/// worker down) is retried with backoff by the [`RetryPolicy`]; a delivery that exhausts its
-/// attempts, or is still unfinished when the shutdown deadline passes, goes to the dead-letter
-/// hook (by default: logged at error level with the event name, data id and reason, never the
-/// body).
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), BoxError> {
+/// let store = MemoryStore::new();
+/// let worker = Worker::new(store.clone(), |delivery: Delivery| async move {
+///     println!("handling {}", delivery.id());
+///     Ok::<_, BoxError>(())
+/// })
+/// .with_concurrency(8)
+/// .spawn();
+/// // … serve `VerifyLayer::new(verifier).store_in(store)` until the shutdown signal …
+/// let report = worker.shutdown().await?;
+/// assert_eq!(report.handled, 0);
+/// # Ok(()) }
+/// ```
+///
+/// A failed attempt (an error, a panic, which never takes the worker down) is retried with
+/// backoff by the [`RetryPolicy`]; a [`Permanent`](crate::worker::Permanent) failure, or the
+/// last attempt's, dead-letters the delivery in the store (logged at error level with the
+/// event name, data id and reason, never the body).
 pub struct Worker {
-    receiver: mpsc::Receiver<Job>,
+    store: SharedStore,
+    handler: Arc<dyn Handler>,
     concurrency: usize,
-    shutdown_timeout: Duration,
-    shared: Shared,
-}
-
-/// What every job of a worker needs.
-#[derive(Clone)]
-struct Shared {
+    lease: Duration,
     retry: RetryPolicy,
-    dead_letter: DeadLetterHook,
+    shutdown_timeout: Duration,
     metrics: Metrics,
-    tally: Arc<Tally>,
 }
 
 impl Worker {
-    /// A worker and its queue, holding at most `capacity` waiting jobs. It runs one job at a
-    /// time, retries as [`RetryPolicy::default`] says and waits up to 30 s on shutdown until
-    /// told otherwise.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::ZeroCapacity`] when `capacity` is 0.
-    pub fn new(capacity: usize) -> Result<(mpsc::Sender<Job>, Self), ConfigError> {
-        if capacity == 0 {
-            return Err(ConfigError::ZeroCapacity);
-        }
-        let (sender, receiver) = mpsc::channel(capacity);
-        let metrics = Metrics::new();
-        register_depth(&metrics, &sender);
-        let worker = Self {
-            receiver,
-            concurrency: 1,
+    /// A worker running `handler` on the deliveries of `store`: 4 at a time, with 30 s leases,
+    /// the default [`RetryPolicy`] and a 30 s shutdown deadline until told otherwise.
+    pub fn new(store: impl Into<SharedStore>, handler: impl Handler) -> Self {
+        Self {
+            store: store.into(),
+            handler: Arc::new(handler),
+            concurrency: DEFAULT_CONCURRENCY,
+            lease: DEFAULT_LEASE,
+            retry: RetryPolicy::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            shared: Shared {
-                retry: RetryPolicy::default(),
-                dead_letter: DeadLetterHook::default(),
-                metrics,
-                tally: Arc::default(),
-            },
-        };
-        Ok((sender, worker))
+            metrics: Metrics::new(),
+        }
     }
 
-    /// Runs up to `concurrency` jobs at once (at least 1).
+    /// Runs up to `concurrency` handlers at once (at least 1).
     #[must_use]
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
         self
     }
 
+    /// Sets the lease on a claimed delivery (at least 1 ms): keep it above your slowest
+    /// handler, since a delivery whose lease expired is taken again.
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
     /// Sets how failed attempts are retried.
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.shared.retry = retry;
+        self.retry = retry;
         self
     }
 
-    /// Sends deliveries that could not be handled to `hook` (instead of logging them).
-    ///
-    /// The hook gets the whole [`DeadLetter`] (the delivery with its raw body, the reason and
-    /// the number of attempts), so it can store it for a later replay.
-    #[must_use]
-    pub fn with_dead_letter<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(DeadLetter) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.shared.dead_letter = DeadLetterHook::new(hook);
-        self
-    }
-
-    /// Sets how long [`WorkerHandle::shutdown`] lets accepted deliveries run (retries
-    /// included) before the rest go to the dead-letter hook.
+    /// Sets how long [`WorkerHandle::shutdown`] lets running and due deliveries finish.
     #[must_use]
     pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
     }
 
-    /// Counts into `metrics` (shared with a [`VerifyLayer`](crate::VerifyLayer) for one view).
+    /// Counts into `metrics` (shared with a [`VerifyLayer`](crate::tower::VerifyLayer) for one
+    /// view).
     #[must_use]
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.shared.metrics = metrics;
+        self.metrics = metrics;
         self
     }
 
     /// The counters of this worker.
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
-        &self.shared.metrics
+        &self.metrics
     }
 
     /// Starts the worker on the current tokio runtime.
@@ -141,170 +138,368 @@ impl Worker {
     /// # Panics
     ///
     /// When called outside a tokio runtime.
-    #[must_use = "keep the handle to drain the queue on shutdown"]
+    #[must_use = "keep the handle to drain the worker on shutdown"]
     pub fn spawn(self) -> WorkerHandle {
         let (stop, stopped) = oneshot::channel();
-        let metrics = self.shared.metrics.clone();
-        let join = tokio::spawn(self.run(stopped));
+        let metrics = self.metrics.clone();
+        tracing::info!(store = self.store.describe(), "worker started");
+        let join = tokio::spawn(Run::new(self).run(stopped));
         WorkerHandle {
             stop,
             join,
             metrics,
         }
     }
-
-    async fn run(mut self, mut stopped: oneshot::Receiver<()>) -> WorkerReport {
-        let mut tasks = Tasks::default();
-        let mut due = VecDeque::new();
-        let mut deadline: Option<Pin<Box<Sleep>>> = None;
-        let mut listening = true;
-        let mut queue_open = true;
-        while queue_open || !tasks.is_empty() || !due.is_empty() {
-            while tasks.attempts_running < self.concurrency {
-                let Some((job, attempt)) = due.pop_front() else {
-                    break;
-                };
-                tasks.attempt(job, attempt);
-            }
-            tokio::select! {
-                () = expire(&mut deadline) => {
-                    self.give_up(tasks, due).await;
-                    return self.shared.tally.report();
-                }
-                signal = &mut stopped, if listening => {
-                    listening = false;
-                    if signal.is_ok() {
-                        tracing::info!("worker stopping: queue closed, finishing accepted deliveries");
-                        self.receiver.close();
-                        deadline = Some(Box::pin(sleep(self.shutdown_timeout)));
-                    }
-                }
-                Some(joined) = tasks.set.join_next_with_id(), if !tasks.is_empty() => {
-                    if let Some(step) = tasks.finished(joined) {
-                        self.shared.advance(step, &mut tasks, &mut due);
-                    }
-                }
-                job = self.receiver.recv(),
-                    if queue_open && due.is_empty() && tasks.attempts_running < self.concurrency =>
-                {
-                    match job {
-                        Some(job) => tasks.attempt(job, 1),
-                        None => queue_open = false,
-                    }
-                }
-            }
-        }
-        self.shared.tally.report()
-    }
-
-    /// The deadline passed: stop attempts and waits, and dead-letter them with what is due or
-    /// still queued. Dead letters already on their way are let through.
-    async fn give_up(&mut self, mut tasks: Tasks, due: VecDeque<(Job, u32)>) {
-        const REASON: &str = "shutdown deadline passed before the delivery was handled";
-        tracing::warn!(
-            unfinished = tasks.meta.len() + due.len(),
-            "shutdown deadline passed; unfinished deliveries go to the dead-letter hook"
-        );
-        tasks.abort_unfinished();
-        while let Some(joined) = tasks.set.join_next_with_id().await {
-            tasks.finished(joined);
-        }
-        let unfinished = tasks
-            .meta
-            .into_values()
-            .map(|meta| (meta.delivery, meta.attempt - 1));
-        let due = due
-            .into_iter()
-            .map(|(job, attempt)| (job.into_delivery(), attempt - 1));
-        let mut queued = Vec::new();
-        while let Ok(job) = self.receiver.try_recv() {
-            queued.push((job.into_delivery(), 0));
-        }
-        for (delivery, attempts) in unfinished.chain(due).chain(queued) {
-            let letter = self.shared.letter(delivery, REASON.into(), attempts);
-            self.shared.dead_letter.send(letter).await;
-        }
-    }
-}
-
-impl Shared {
-    /// Records what a finished task did and schedules what follows: a retry after its backoff,
-    /// or a dead letter.
-    fn advance(&self, step: Step, tasks: &mut Tasks, due: &mut VecDeque<(Job, u32)>) {
-        match step {
-            Step::Attempted {
-                result: Ok(()),
-                attempt,
-                ..
-            } => {
-                tracing::debug!(attempt, "handler succeeded");
-                self.metrics.handled();
-                self.tally.handled();
-            }
-            Step::Attempted {
-                job,
-                attempt,
-                result: Err(failure),
-            } => self.failed(job, attempt, &failure, tasks),
-            Step::Due { job, attempt } => due.push_back((job, attempt)),
-            Step::Lettered => {}
-        }
-    }
-
-    fn failed(&self, job: Job, attempt: u32, failure: &Failure, tasks: &mut Tasks) {
-        self.metrics.failed();
-        self.tally.failed(failure);
-        let reason = failure.to_string();
-        if failure.is_permanent() || attempt >= self.retry.max_attempts() {
-            let letter = self.letter(job.into_delivery(), reason, attempt);
-            tasks.letter(self.dead_letter.clone(), letter);
-            return;
-        }
-        let backoff = self.retry.backoff(attempt);
-        let event = job.delivery().event_header();
-        tracing::warn!(
-            event,
-            id = job.delivery().id(),
-            attempt,
-            reason,
-            ?backoff,
-            "handler failed; retrying"
-        );
-        self.metrics.retried();
-        self.tally.retried();
-        tasks.wait(job, attempt + 1, backoff);
-    }
-
-    /// Counts a dead letter and builds it.
-    fn letter(&self, delivery: Delivery, reason: String, attempts: u32) -> DeadLetter {
-        self.metrics.dead_lettered();
-        self.tally.dead_lettered();
-        DeadLetter::new(delivery, reason, attempts)
-    }
-}
-
-async fn expire(deadline: &mut Option<Pin<Box<Sleep>>>) {
-    match deadline {
-        Some(sleep) => sleep.await,
-        None => pending().await,
-    }
-}
-
-fn register_depth(metrics: &Metrics, sender: &mpsc::Sender<Job>) {
-    let weak = sender.downgrade();
-    metrics.set_depth_probe(move || {
-        weak.upgrade()
-            .map_or(0, |sender| sender.max_capacity() - sender.capacity())
-    });
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
+            .field("store", &self.store)
             .field("concurrency", &self.concurrency)
-            .field("retry", &self.shared.retry)
+            .field("lease", &self.lease)
+            .field("retry", &self.retry)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// A running worker's state.
+struct Run {
+    worker: Worker,
+    running: JoinSet<Finished>,
+    /// The lease each running attempt holds, to give it back if the attempt is cut short.
+    holding: HashMap<Id, Lease>,
+    tally: Tally,
+    /// When the next pending delivery falls due, as the last claim said.
+    next_due: Option<SystemTime>,
+    /// Set once shutdown began: when it must end.
+    deadline: Option<Instant>,
+    /// Set while the store fails: when to ask it again.
+    store_retry: Option<Instant>,
+}
+
+impl Run {
+    fn new(worker: Worker) -> Self {
+        Self {
+            worker,
+            running: JoinSet::new(),
+            holding: HashMap::new(),
+            tally: Tally::default(),
+            next_due: None,
+            deadline: None,
+            store_retry: None,
+        }
+    }
+
+    fn free(&self) -> usize {
+        self.worker.concurrency.saturating_sub(self.running.len())
+    }
+
+    async fn run(mut self, mut stopped: oneshot::Receiver<()>) -> WorkerReport {
+        let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
+        loop {
+            self.claim().await;
+            if self.drained() {
+                return self.finish().await;
+            }
+            let wait = self.wait();
+            let deadline = self.deadline;
+            let claimable = self.free() > 0 && self.store_retry.is_none();
+            tokio::select! {
+                Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
+                    self.settle(joined).await;
+                }
+                signal = &mut stopped, if deadline.is_none() => {
+                    self.begin_shutdown(signal.is_ok());
+                }
+                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    return self.give_up().await;
+                }
+                () = self.worker.store.changed(), if claimable => {}
+                () = sleep(wait) => {
+                    self.store_retry = None;
+                }
+                _ = maintain.tick() => self.maintain().await,
+            }
+        }
+    }
+
+    /// Claims what is due for the free slots.
+    async fn claim(&mut self) {
+        let free = self.free();
+        if free == 0 || self.store_retry.is_some() {
+            return;
+        }
+        match self.worker.store.claim(free, self.worker.lease).await {
+            Ok(claim) => {
+                self.next_due = claim.next_due;
+                for claimed in claim.claimed {
+                    self.start(claimed);
+                }
+            }
+            Err(error) => self.store_failed("claim", &error),
+        }
+    }
+
+    fn start(&mut self, claimed: Claimed) {
+        let span = tracing::info_span!(
+            "webhook_delivery",
+            event = claimed.delivery.event_header(),
+            id = claimed.delivery.id(),
+            attempt = claimed.attempt,
+        );
+        let lease = claimed.lease;
+        let attempt = self.worker.handler.handle(claimed.delivery.clone());
+        let task = self
+            .running
+            .spawn(attempt::run(claimed, attempt).instrument(span));
+        self.holding.insert(task.id(), lease);
+    }
+
+    /// How long to sleep when nothing else happens: until the next retry is due, the store may
+    /// be asked again, or the next poll.
+    fn wait(&self) -> Duration {
+        if let Some(at) = self.store_retry {
+            return at.saturating_duration_since(Instant::now());
+        }
+        let until_due = self.next_due.map_or(POLL_INTERVAL, |due| {
+            due.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        until_due.min(POLL_INTERVAL)
+    }
+
+    fn store_failed(&mut self, operation: &'static str, error: &StoreError) {
+        tracing::error!(
+            operation,
+            kind = error.as_str(),
+            error = %error,
+            "the store failed; the worker tries again in a second"
+        );
+        self.store_retry = Some(Instant::now() + STORE_RETRY);
+    }
+
+    /// Records what a finished attempt did: done, a retry after its backoff, or a dead letter.
+    async fn settle(&mut self, joined: Result<(Id, Finished), JoinError>) {
+        let finished = match joined {
+            Ok((id, finished)) => {
+                self.holding.remove(&id);
+                finished
+            }
+            Err(error) => {
+                // Only a cancelled task ends without its result: the shutdown cut it short.
+                if let Some(lease) = self.holding.remove(&error.id()) {
+                    self.release(&lease).await;
+                }
+                return;
+            }
+        };
+        let settled = match &finished.result {
+            Ok(()) => self.handled(&finished).await,
+            Err(failure) => {
+                self.worker.metrics.failed();
+                self.tally.failed(failure);
+                if failure.is_permanent()
+                    || finished.claimed.attempt >= self.worker.retry.max_attempts()
+                {
+                    self.dead_letter(&finished).await
+                } else {
+                    self.retry(&finished).await
+                }
+            }
+        };
+        if let Err(error) = settled {
+            Self::settle_failed(&finished, &error);
+        }
+    }
+
+    async fn handled(&self, finished: &Finished) -> Result<(), StoreError> {
+        let lease = &finished.claimed.lease;
+        self.worker
+            .store
+            .complete(lease, &finished.record())
+            .await?;
+        self.worker.metrics.handled();
+        self.tally.handled();
+        tracing::debug!(id = lease.id.short(), "delivery handled");
+        Ok(())
+    }
+
+    async fn retry(&self, finished: &Finished) -> Result<(), StoreError> {
+        let claimed = &finished.claimed;
+        let backoff = self.worker.retry.backoff(claimed.attempt);
+        let at = SystemTime::now() + backoff;
+        let record = finished.record();
+        self.worker.store.retry(&claimed.lease, &record, at).await?;
+        self.worker.metrics.retried();
+        self.tally.retried();
+        let (event, data_id) = claimed.delivery.summary();
+        tracing::warn!(
+            event = event
+                .as_deref()
+                .or(claimed.delivery.event_header())
+                .unwrap_or("-"),
+            data_id = data_id.as_deref().unwrap_or("-"),
+            id = claimed.delivery.id(),
+            attempt = claimed.attempt,
+            reason = record.error.as_deref().unwrap_or("-"),
+            ?backoff,
+            "handler failed; retrying"
+        );
+        Ok(())
+    }
+
+    async fn dead_letter(&self, finished: &Finished) -> Result<(), StoreError> {
+        let claimed = &finished.claimed;
+        let record = finished.record();
+        self.worker
+            .store
+            .dead_letter(&claimed.lease, &record)
+            .await?;
+        self.worker.metrics.dead_lettered();
+        self.tally.dead_lettered();
+        let (event, data_id) = claimed.delivery.summary();
+        tracing::error!(
+            event = event
+                .as_deref()
+                .or(claimed.delivery.event_header())
+                .unwrap_or("-"),
+            data_id = data_id.as_deref().unwrap_or("-"),
+            id = claimed.delivery.id(),
+            attempts = claimed.attempt,
+            reason = record.error.as_deref().unwrap_or("-"),
+            "delivery dead-lettered: it got its 200 but could not be handled"
+        );
+        Ok(())
+    }
+
+    fn settle_failed(finished: &Finished, error: &StoreError) {
+        let id = finished.claimed.delivery.id();
+        if matches!(error, StoreError::LeaseLost(_)) {
+            tracing::warn!(
+                id,
+                "the lease expired while the handler ran; another worker holds the delivery now"
+            );
+            return;
+        }
+        tracing::error!(
+            id,
+            kind = error.as_str(),
+            error = %error,
+            "could not record the attempt; the delivery is tried again when its lease expires"
+        );
+    }
+
+    fn begin_shutdown(&mut self, asked: bool) {
+        if asked {
+            tracing::info!(
+                running = self.running.len(),
+                "worker stopping: finishing running and due deliveries"
+            );
+        }
+        self.deadline = Some(Instant::now() + self.worker.shutdown_timeout);
+    }
+
+    /// Whether a shutdown has nothing left to wait for: nothing runs, and nothing falls due
+    /// before the deadline.
+    fn drained(&self) -> bool {
+        let Some(deadline) = self.deadline else {
+            return false;
+        };
+        if !self.running.is_empty() || self.store_retry.is_some() {
+            return false;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        self.next_due
+            .is_none_or(|due| due > SystemTime::now() + remaining)
+    }
+
+    /// The deadline passed: cut the running attempts short and give their deliveries back.
+    async fn give_up(mut self) -> WorkerReport {
+        tracing::warn!(
+            running = self.running.len(),
+            "shutdown deadline passed; cutting the running attempts short"
+        );
+        self.running.abort_all();
+        while let Some(joined) = self.running.join_next_with_id().await {
+            // An attempt that finished before it saw the abort is recorded as usual.
+            self.settle(joined).await;
+        }
+        self.finish().await
+    }
+
+    /// Gives a delivery whose attempt was cut short back to the store, due again at once.
+    async fn release(&self, lease: &Lease) {
+        if let Err(error) = self.worker.store.release(lease).await {
+            tracing::warn!(
+                id = lease.id.short(),
+                error = %error,
+                "could not give a delivery back; it is tried again when its lease expires"
+            );
+        }
+    }
+
+    async fn finish(self) -> WorkerReport {
+        let left = self.leftovers().await;
+        let report = self.tally.report(left);
+        tracing::info!(
+            handled = report.handled,
+            dead_lettered = report.dead_lettered,
+            left = report.left,
+            attempts_failed = report.attempts_failed,
+            "worker stopped"
+        );
+        report
+    }
+
+    /// Counts what is still waiting; with a store that keeps nothing, logs each as lost.
+    async fn leftovers(&self) -> u64 {
+        let store = &self.worker.store;
+        let Ok(counts) = store.counts().await else {
+            return 0;
+        };
+        let left = counts.backlog();
+        if left == 0 {
+            return 0;
+        }
+        if store.is_durable() {
+            tracing::info!(left, "deliveries left stored for the next start");
+            return left;
+        }
+        let waiting = Filter {
+            limit: usize::MAX,
+            ..Filter::default()
+        };
+        for delivery in store.list(&waiting).await.unwrap_or_default() {
+            if matches!(
+                delivery.state,
+                DeliveryState::Pending | DeliveryState::Leased
+            ) {
+                tracing::error!(
+                    event = delivery.event_name(),
+                    data_id = delivery.data_id.as_deref().unwrap_or("-"),
+                    id = delivery.id.short(),
+                    attempts = delivery.attempts,
+                    "delivery lost: it got its 200, was not handled, and the memory store keeps nothing"
+                );
+            }
+        }
+        left
+    }
+
+    async fn maintain(&mut self) {
+        let store = &self.worker.store;
+        match store.maintain().await {
+            Ok(removed) if removed > 0 => {
+                tracing::debug!(removed, "forgot handled ids past the de-duplication window");
+            }
+            Ok(_) => {}
+            Err(error) => self.store_failed("maintain", &error),
+        }
+        if let Ok(counts) = self.worker.store.counts().await {
+            self.worker.metrics.set_backlog(counts.backlog());
+        }
     }
 }
 
@@ -317,15 +512,17 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// The worker's counters (queue depth included).
+    /// The worker's counters.
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
-    /// Stops taking new jobs (further hand-offs are refused, so senders get 503), finishes
-    /// every job already accepted (retries included) within the shutdown timeout, sends what
-    /// could not finish to the dead-letter hook, and reports what was done.
+    /// Stops claiming new work once nothing is due, lets running attempts and what falls due
+    /// finish within the shutdown deadline, then reports. What is left stays in a durable store
+    /// for the next start; with the memory store it is lost, and each delivery is logged.
+    ///
+    /// Stop the server first, so nothing is stored after the worker stopped.
     ///
     /// # Errors
     ///
@@ -341,45 +538,40 @@ impl WorkerHandle {
 mod tests {
     use super::*;
     use crate::{
-        core::error::BoxError,
-        store::handoff::{Handoff, HandoffError},
-        worker::job::Permanent,
+        core::{delivery::Delivery, error::BoxError},
+        store::{conformance::delivery, DeliveryId, MemoryStore, Store},
+        worker::handler::Permanent,
     };
-    use http::HeaderMap;
     use std::sync::{
         atomic::{AtomicUsize, Ordering::SeqCst},
         Mutex,
     };
 
-    fn delivery(body: &'static [u8]) -> Delivery {
-        crate::core::delivery::verified(body, &HeaderMap::new())
-    }
-
     fn quick_retry(attempts: u32) -> RetryPolicy {
         RetryPolicy::new(attempts).with_backoff(Duration::from_millis(1), Duration::from_millis(4))
     }
 
-    type Letters = Arc<Mutex<Vec<(String, u32)>>>;
+    async fn stored(store: &MemoryStore, count: u32) {
+        for n in 0..count {
+            store
+                .insert(&delivery(n, "order_status_update"))
+                .await
+                .unwrap();
+        }
+    }
 
-    fn collecting(worker: Worker) -> (Worker, Letters) {
-        let letters = Letters::default();
-        let sink = Arc::clone(&letters);
-        let worker = worker.with_dead_letter(move |letter| {
-            sink.lock()
-                .unwrap()
-                .push((letter.reason().to_owned(), letter.attempts()));
-            async {}
-        });
-        (worker, letters)
+    async fn state_of(store: &MemoryStore, n: u32) -> crate::store::StoredDelivery {
+        let id = DeliveryId::of(&delivery(n, "order_status_update"));
+        store.get(&id).await.unwrap().expect("stored")
     }
 
     #[tokio::test]
-    async fn a_failing_job_is_retried_until_it_succeeds() {
-        let (queue, worker) = Worker::new(4).unwrap();
-        let handle = worker.with_retry(quick_retry(5)).spawn();
+    async fn a_failing_handler_is_retried_until_it_succeeds() {
+        let store = MemoryStore::new();
+        stored(&store, 1).await;
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&calls);
-        let job = Job::new(delivery(b"flaky"), move |_| {
+        let handler = move |_: Delivery| {
             let call = counter.fetch_add(1, SeqCst);
             async move {
                 if call < 2 {
@@ -388,196 +580,264 @@ mod tests {
                     Ok(())
                 }
             }
-        });
-        queue.hand_off(job).await.unwrap();
-        let report = handle.shutdown().await.unwrap();
+        };
+        let worker = Worker::new(store.clone(), handler)
+            .with_retry(quick_retry(5))
+            .spawn();
+        let report = worker.shutdown().await.unwrap();
         assert_eq!(calls.load(SeqCst), 3);
         assert_eq!(
             (
                 report.handled,
-                report.failed,
-                report.retried,
+                report.attempts_failed,
+                report.retries_scheduled,
                 report.dead_lettered
             ),
             (1, 2, 2, 0)
         );
+        assert_eq!(state_of(&store, 0).await.state, DeliveryState::Done);
     }
 
     #[tokio::test]
-    async fn a_job_that_always_fails_ends_in_the_dead_letter_hook() {
-        let (queue, worker) = Worker::new(4).unwrap();
-        let (worker, letters) = collecting(worker.with_retry(quick_retry(3)));
-        let handle = worker.spawn();
-        let job = Job::new(delivery(b"doomed"), |_| async {
-            Err::<(), _>("database down")
-        });
-        queue.hand_off(job).await.unwrap();
-        let report = handle.shutdown().await.unwrap();
-        assert_eq!(report.dead_lettered, 1);
-        assert_eq!(*letters.lock().unwrap(), [("database down".to_owned(), 3)]);
+    async fn a_handler_that_always_fails_dead_letters_the_delivery_in_the_store() {
+        let store = MemoryStore::new();
+        stored(&store, 2).await;
+        let handler = |_: Delivery| async { Err::<(), _>("database down") };
+        let worker = Worker::new(store.clone(), handler)
+            .with_retry(quick_retry(3))
+            .spawn();
+        let report = worker.shutdown().await.unwrap();
+        assert_eq!(
+            (report.dead_lettered, report.attempts_failed, report.left),
+            (2, 6, 0)
+        );
+        let dead = state_of(&store, 0).await;
+        assert_eq!(dead.state, DeliveryState::Dead);
+        assert_eq!(dead.attempts, 3);
+        assert_eq!(dead.last_error.as_deref(), Some("database down"));
+        assert!(
+            dead.body.is_some(),
+            "a dead letter keeps its body for a replay"
+        );
     }
 
     #[tokio::test]
-    async fn a_permanent_failure_is_not_retried() {
-        let (queue, worker) = Worker::new(4).unwrap();
-        let (worker, letters) = collecting(worker.with_retry(quick_retry(5)));
-        let handle = worker.spawn();
-        let job = Job::new(delivery(b"bad"), |_| async {
-            Err::<(), _>(Permanent::new("unparseable"))
-        });
-        queue.hand_off(job).await.unwrap();
-        let report = handle.shutdown().await.unwrap();
-        assert_eq!((report.failed, report.retried), (1, 0));
-        assert_eq!(letters.lock().unwrap()[0].1, 1);
+    async fn a_permanent_failure_is_dead_lettered_at_the_first_attempt() {
+        let store = MemoryStore::new();
+        stored(&store, 1).await;
+        let handler = |_: Delivery| async { Err::<(), _>(Permanent::new("unparseable")) };
+        let worker = Worker::new(store.clone(), handler)
+            .with_retry(quick_retry(5))
+            .spawn();
+        let report = worker.shutdown().await.unwrap();
+        assert_eq!((report.attempts_failed, report.retries_scheduled), (1, 0));
+        assert_eq!(state_of(&store, 0).await.attempts, 1);
     }
 
     #[tokio::test]
     async fn a_panicking_handler_is_a_failure_and_the_worker_keeps_going() {
-        let (queue, worker) = Worker::new(4).unwrap();
-        let handle = worker.with_retry(RetryPolicy::none()).spawn();
-        let panicking = Job::new(delivery(b"panics"), |_| async {
-            panic!("handler bug");
-            #[allow(unreachable_code)]
+        let store = MemoryStore::new();
+        stored(&store, 2).await;
+        let handler = |delivery: Delivery| async move {
+            assert!(delivery.summary().1.as_deref() != Some("obj_0"), "boom");
             Ok::<(), BoxError>(())
-        });
-        queue.hand_off(panicking).await.unwrap();
-        queue
-            .hand_off(Job::new(delivery(b"fine"), |_| async {
-                Ok::<(), BoxError>(())
-            }))
-            .await
-            .unwrap();
-        let report = handle.shutdown().await.unwrap();
+        };
+        let worker = Worker::new(store.clone(), handler)
+            .with_retry(RetryPolicy::none())
+            .spawn();
+        let report = worker.shutdown().await.unwrap();
         assert_eq!(
-            (report.panicked, report.dead_lettered, report.handled),
+            (
+                report.attempts_panicked,
+                report.dead_lettered,
+                report.handled
+            ),
             (1, 1, 1)
         );
+        let dead = state_of(&store, 0).await;
+        assert_eq!(dead.last_error.as_deref(), Some("the handler panicked"));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_retry_waiting_out_its_backoff_does_not_hold_up_other_deliveries() {
-        let (queue, worker) = Worker::new(4).unwrap();
-        let retry =
+        let store = MemoryStore::new();
+        let long =
             RetryPolicy::new(2).with_backoff(Duration::from_secs(3600), Duration::from_secs(3600));
-        let handle = worker.with_retry(retry).spawn();
-        let failing = Job::new(delivery(b"fails once"), |_| async { Err::<(), _>("later") });
-        queue.hand_off(failing).await.unwrap();
-        let (done, finished) = oneshot::channel();
+        let (done, finished) = tokio::sync::oneshot::channel();
         let done = Arc::new(Mutex::new(Some(done)));
-        let next = Job::new(delivery(b"next"), move |_| {
-            let done = done.lock().unwrap().take();
+        let handler = move |delivery: Delivery| {
+            let done = Arc::clone(&done);
             async move {
-                done.map(|done| done.send(()));
+                if delivery.summary().1.as_deref() == Some("obj_0") {
+                    return Err("later".into());
+                }
+                if let Some(done) = done.lock().unwrap().take() {
+                    let _ = done.send(());
+                }
                 Ok::<(), BoxError>(())
             }
-        });
-        queue.hand_off(next).await.unwrap();
-        let waited = tokio::time::timeout(Duration::from_secs(60), finished).await;
+        };
+        let worker = Worker::new(store.clone(), handler)
+            .with_retry(long)
+            .with_concurrency(1)
+            .with_shutdown_timeout(Duration::from_millis(50))
+            .spawn();
+        stored(&store, 2).await;
+        let waited = tokio::time::timeout(Duration::from_secs(10), finished).await;
         assert!(
             waited.is_ok(),
             "the second delivery waited for the first one's backoff"
         );
-        drop(handle);
+        let report = worker.shutdown().await.unwrap();
+        assert_eq!(
+            (report.handled, report.left),
+            (1, 1),
+            "the retry is left, not run early"
+        );
     }
 
     #[tokio::test]
-    async fn never_runs_more_jobs_at_once_than_its_concurrency() {
-        let (queue, worker) = Worker::new(64).unwrap();
-        let handle = worker.with_concurrency(3).spawn();
+    async fn never_runs_more_handlers_at_once_than_its_concurrency() {
+        let store = MemoryStore::new();
+        stored(&store, 20).await;
         let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        for _ in 0..20 {
-            let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
-            let job = Job::new(delivery(b"x"), move |_| {
-                let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
-                async move {
-                    peak.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
-                    sleep(Duration::from_millis(2)).await;
-                    now.fetch_sub(1, SeqCst);
-                    Ok::<(), BoxError>(())
-                }
-            });
-            queue.hand_off(job).await.unwrap();
-        }
-        let report = handle.shutdown().await.unwrap();
+        let (n, p) = (Arc::clone(&now), Arc::clone(&peak));
+        let handler = move |_: Delivery| {
+            let (now, peak) = (Arc::clone(&n), Arc::clone(&p));
+            async move {
+                peak.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
+                sleep(Duration::from_millis(2)).await;
+                now.fetch_sub(1, SeqCst);
+                Ok::<(), BoxError>(())
+            }
+        };
+        let worker = Worker::new(store.clone(), handler)
+            .with_concurrency(3)
+            .spawn();
+        let report = worker.shutdown().await.unwrap();
         assert_eq!(report.handled, 20);
         assert_eq!(peak.load(SeqCst), 3);
     }
 
     #[tokio::test]
-    async fn shutdown_finishes_queued_jobs_then_refuses_new_ones() {
-        let (queue, worker) = Worker::new(16).unwrap();
-        let handle = worker.spawn();
-        for _ in 0..10 {
-            let job = Job::new(delivery(b"x"), |_| async {
-                sleep(Duration::from_millis(1)).await;
-                Ok::<(), BoxError>(())
-            });
-            queue.hand_off(job).await.unwrap();
-        }
-        let report = handle.shutdown().await.unwrap();
-        assert_eq!(report.handled, 10);
-        let late = Job::new(delivery(b"late"), |_| async { Ok::<(), BoxError>(()) });
-        assert!(matches!(
-            queue.hand_off(late).await,
-            Err(HandoffError::Closed)
-        ));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_shutdown_deadline_dead_letters_what_could_not_finish() {
-        let (queue, worker) = Worker::new(16).unwrap();
-        let worker = worker.with_shutdown_timeout(Duration::from_secs(5));
-        let (worker, letters) = collecting(worker);
-        let handle = worker.spawn();
-        for _ in 0..3 {
-            let job = Job::new(delivery(b"slow"), |_| async {
-                sleep(Duration::from_secs(3600)).await;
-                Ok::<(), BoxError>(())
-            });
-            queue.hand_off(job).await.unwrap();
-        }
-        tokio::task::yield_now().await;
-        let report = handle.shutdown().await.unwrap();
-        assert_eq!((report.handled, report.dead_lettered), (0, 3));
-        let letters = letters.lock().unwrap();
-        assert!(letters
-            .iter()
-            .all(|(reason, _)| reason.contains("shutdown deadline")));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_retry_still_waiting_at_the_shutdown_deadline_is_dead_lettered() {
-        let (queue, worker) = Worker::new(4).unwrap();
-        let retry =
-            RetryPolicy::new(3).with_backoff(Duration::from_secs(3600), Duration::from_secs(3600));
-        let worker = worker
-            .with_retry(retry)
-            .with_shutdown_timeout(Duration::from_secs(5));
-        let (worker, letters) = collecting(worker);
-        let handle = worker.spawn();
-        let failing = Job::new(delivery(b"flaky"), |_| async { Err::<(), _>("flaky") });
-        queue.hand_off(failing).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let report = handle.shutdown().await.unwrap();
-        assert_eq!((report.retried, report.dead_lettered), (1, 1));
-        let letters = letters.lock().unwrap();
-        assert!(letters[0].0.contains("shutdown deadline"));
-        assert_eq!(letters[0].1, 1, "one attempt was made before the deadline");
+    async fn shutdown_finishes_every_due_delivery_first() {
+        let store = MemoryStore::new();
+        stored(&store, 10).await;
+        let handler = |_: Delivery| async {
+            sleep(Duration::from_millis(1)).await;
+            Ok::<(), BoxError>(())
+        };
+        let report = Worker::new(store.clone(), handler)
+            .spawn()
+            .shutdown()
+            .await
+            .unwrap();
+        assert_eq!((report.handled, report.left), (10, 0));
     }
 
     #[tokio::test]
-    async fn reports_its_queue_depth() {
-        let (queue, worker) = Worker::new(8).unwrap();
-        for _ in 0..3 {
-            queue
-                .hand_off(Job::new(delivery(b"x"), |_| async {
-                    Ok::<(), BoxError>(())
-                }))
-                .await
-                .unwrap();
+    async fn the_shutdown_deadline_gives_running_deliveries_back_to_the_store() {
+        let store = MemoryStore::new();
+        stored(&store, 3).await;
+        let handler = |_: Delivery| async {
+            sleep(Duration::from_secs(3600)).await;
+            Ok::<(), BoxError>(())
+        };
+        let worker = Worker::new(store.clone(), handler)
+            .with_shutdown_timeout(Duration::from_millis(100))
+            .spawn();
+        sleep(Duration::from_millis(50)).await;
+        let report = worker.shutdown().await.unwrap();
+        assert_eq!((report.handled, report.left), (0, 3));
+        for n in 0..3 {
+            let back = state_of(&store, n).await;
+            assert_eq!((back.state, back.attempts), (DeliveryState::Pending, 0));
         }
-        assert_eq!(worker.metrics().snapshot().queue_depth, 3);
-        let report = worker.spawn().shutdown().await.unwrap();
-        assert_eq!(report.handled, 3);
+    }
+
+    #[tokio::test]
+    async fn a_retry_due_before_the_shutdown_deadline_still_runs() {
+        let store = MemoryStore::new();
+        stored(&store, 1).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let handler = move |_: Delivery| {
+            let first = counter.fetch_add(1, SeqCst) == 0;
+            async move {
+                if first {
+                    Err("once")
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        let retry =
+            RetryPolicy::new(3).with_backoff(Duration::from_millis(200), Duration::from_secs(1));
+        let worker = Worker::new(store.clone(), handler)
+            .with_retry(retry)
+            .with_shutdown_timeout(Duration::from_secs(5))
+            .spawn();
+        sleep(Duration::from_millis(50)).await;
+        let report = worker.shutdown().await.unwrap();
+        assert_eq!(
+            (report.handled, report.retries_scheduled, report.left),
+            (1, 1, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handler_outliving_its_lease_runs_again_and_only_the_new_holder_completes() {
+        let store = MemoryStore::new();
+        stored(&store, 1).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let handler = move |_: Delivery| {
+            let first = counter.fetch_add(1, SeqCst) == 0;
+            async move {
+                if first {
+                    sleep(Duration::from_millis(400)).await;
+                }
+                Ok::<(), BoxError>(())
+            }
+        };
+        let worker = Worker::new(store.clone(), handler)
+            .with_lease(Duration::from_millis(50))
+            .with_concurrency(2)
+            .spawn();
+        sleep(Duration::from_millis(700)).await;
+        let report = worker.shutdown().await.unwrap();
+        assert_eq!(
+            calls.load(SeqCst),
+            2,
+            "the expired lease let the delivery run again"
+        );
+        assert_eq!(report.handled, 1, "the stale attempt's result was refused");
+        assert_eq!(state_of(&store, 0).await.state, DeliveryState::Done);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_stored_while_the_worker_idles_is_handled_at_once() {
+        let store = MemoryStore::new();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let done = Arc::new(Mutex::new(Some(done)));
+        let handler = move |_: Delivery| {
+            if let Some(done) = done.lock().unwrap().take() {
+                let _ = done.send(std::time::Instant::now());
+            }
+            async { Ok::<(), BoxError>(()) }
+        };
+        let worker = Worker::new(store.clone(), handler).spawn();
+        sleep(Duration::from_millis(20)).await;
+        let stored_at = std::time::Instant::now();
+        stored(&store, 1).await;
+        let handled_at = tokio::time::timeout(Duration::from_secs(5), finished)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            handled_at.duration_since(stored_at) < POLL_INTERVAL,
+            "woken by the store, not by the poll"
+        );
+        worker.shutdown().await.unwrap();
     }
 }

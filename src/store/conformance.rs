@@ -1,0 +1,407 @@
+//! The behaviour every [`Store`] backend must show, written once.
+//!
+//! A backend's tests call [`suite!`] with an `async fn(capacity, window) -> Option<impl Store>` that
+//! opens an empty store (`None` when the backend is not available here, a server that is not
+//! configured, which the backend's tests then say once); each case becomes a test of that backend.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+
+use crate::{
+    core::delivery::Delivery,
+    store::{Attempt, DeliveryState, Filter, Inserted, Store, StoreError},
+    Secret, Verifier, EVENT_HEADER,
+};
+
+/// A lease long enough never to expire within a test.
+pub(crate) const LONG: Duration = Duration::from_secs(600);
+
+/// A verified delivery numbered `n` of `event`; equal arguments give the same delivery.
+pub(crate) fn delivery(n: u32, event: &str) -> Delivery {
+    let body = format!(
+        r#"{{"data":{{"id":"obj_{n}","status":"x"}},"event":"{event}","created_at":"2024-06-03T13:14:46.501Z"}}"#
+    );
+    let secret = Secret::new("conformance").expect("not empty");
+    let signature = crate::sign_raw(&secret, body.as_bytes());
+    let verified = Verifier::new(secret)
+        .verify_signature(signature, body.as_bytes())
+        .expect("signed with the same secret");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        EVENT_HEADER,
+        HeaderValue::from_str(event).expect("printable"),
+    );
+    Delivery::new(Bytes::from(body), verified, &headers)
+}
+
+pub(crate) fn attempt(error: Option<&str>) -> Attempt {
+    Attempt {
+        started_at: SystemTime::now(),
+        duration: Duration::from_millis(3),
+        error: error.map(str::to_owned),
+    }
+}
+
+/// Claims one delivery, which must be there.
+pub(crate) async fn claim_one(store: &dyn Store) -> crate::store::Claimed {
+    let mut claim = store.claim(1, LONG).await.expect("claim");
+    assert_eq!(claim.claimed.len(), 1, "one delivery was due");
+    claim.claimed.remove(0)
+}
+
+/// Claims the next delivery and completes it.
+pub(crate) async fn settle_done(store: &dyn Store) {
+    let claimed = claim_one(store).await;
+    store
+        .complete(&claimed.lease, &attempt(None))
+        .await
+        .expect("complete");
+}
+
+async fn insert(store: &dyn Store, n: u32, event: &str) -> Inserted {
+    store.insert(&delivery(n, event)).await.expect("insert")
+}
+
+pub(crate) async fn a_stored_delivery_is_claimed_once_with_its_body(store: &dyn Store) {
+    assert_eq!(
+        insert(store, 1, "order_status_update").await,
+        Inserted::Stored
+    );
+    let claimed = claim_one(store).await;
+    assert_eq!(claimed.attempt, 1);
+    assert_eq!(
+        claimed.delivery.body(),
+        delivery(1, "order_status_update").body()
+    );
+    assert_eq!(claimed.delivery.event_header(), Some("order_status_update"));
+    assert_eq!(
+        claimed.delivery.signature(),
+        delivery(1, "order_status_update").signature()
+    );
+    let again = store.claim(10, LONG).await.unwrap();
+    assert!(
+        again.claimed.is_empty(),
+        "a leased delivery is not claimed twice"
+    );
+}
+
+pub(crate) async fn a_redelivery_is_recognised_in_every_state(store: &dyn Store) {
+    for n in 0..3 {
+        assert_eq!(insert(store, n, "e").await, Inserted::Stored);
+    }
+    assert_eq!(insert(store, 0, "e").await, Inserted::Duplicate, "pending");
+    let first = claim_one(store).await;
+    assert_eq!(insert(store, 0, "e").await, Inserted::Duplicate, "leased");
+    store.complete(&first.lease, &attempt(None)).await.unwrap();
+    assert_eq!(insert(store, 0, "e").await, Inserted::Duplicate, "done");
+    let second = claim_one(store).await;
+    let failed = attempt(Some("no"));
+    store.dead_letter(&second.lease, &failed).await.unwrap();
+    assert_eq!(insert(store, 1, "e").await, Inserted::Duplicate, "dead");
+    assert_eq!(store.counts().await.unwrap().backlog(), 1);
+}
+
+pub(crate) async fn a_full_backlog_refuses_new_deliveries_but_not_redeliveries(store: &dyn Store) {
+    // The suite opens this store with a capacity of 4.
+    for n in 0..4 {
+        assert_eq!(insert(store, n, "e").await, Inserted::Stored);
+    }
+    assert_eq!(insert(store, 9, "e").await, Inserted::Full);
+    assert_eq!(insert(store, 2, "e").await, Inserted::Duplicate);
+    settle_done(store).await;
+    assert_eq!(insert(store, 9, "e").await, Inserted::Stored, "room again");
+}
+
+pub(crate) async fn a_completed_delivery_keeps_its_id_but_not_its_body(store: &dyn Store) {
+    insert(store, 1, "e").await;
+    let claimed = claim_one(store).await;
+    store
+        .complete(&claimed.lease, &attempt(None))
+        .await
+        .unwrap();
+    let stored = store.get(&claimed.lease.id).await.unwrap().expect("kept");
+    assert_eq!(stored.state, DeliveryState::Done);
+    assert_eq!(stored.body, None);
+    assert!(stored.finished_at.is_some());
+    assert_eq!(stored.history.len(), 1);
+}
+
+pub(crate) async fn a_retry_is_due_at_its_time_and_not_before(store: &dyn Store) {
+    insert(store, 1, "e").await;
+    let claimed = claim_one(store).await;
+    let at = SystemTime::now() + Duration::from_millis(300);
+    store
+        .retry(&claimed.lease, &attempt(Some("later")), at)
+        .await
+        .unwrap();
+    let early = store.claim(10, LONG).await.unwrap();
+    assert!(early.claimed.is_empty(), "not due yet");
+    let next_due = early.next_due.expect("a retry is waiting");
+    assert!(
+        next_due <= at + Duration::from_millis(5),
+        "next_due is the retry's time"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let again = claim_one(store).await;
+    assert_eq!(again.attempt, 2);
+    let stored = store.get(&again.lease.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_error.as_deref(), Some("later"));
+}
+
+pub(crate) async fn an_expired_lease_is_claimed_again_and_the_old_holder_is_fenced_off(
+    store: &dyn Store,
+) {
+    insert(store, 1, "e").await;
+    let mut first = store.claim(1, Duration::from_millis(100)).await.unwrap();
+    let first = first.claimed.remove(0);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let second = claim_one(store).await;
+    assert_eq!(second.attempt, 2);
+    assert_ne!(second.lease.token, first.lease.token);
+    let stale = store.complete(&first.lease, &attempt(None)).await;
+    assert!(matches!(stale, Err(StoreError::LeaseLost(_))), "{stale:?}");
+    store.complete(&second.lease, &attempt(None)).await.unwrap();
+    let stored = store.get(&second.lease.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, DeliveryState::Done);
+}
+
+pub(crate) async fn a_dead_letter_keeps_its_body_and_reason_until_replayed(store: &dyn Store) {
+    insert(store, 1, "e").await;
+    let claimed = claim_one(store).await;
+    store
+        .dead_letter(&claimed.lease, &attempt(Some("unparseable")))
+        .await
+        .unwrap();
+    let dead = store.get(&claimed.lease.id).await.unwrap().unwrap();
+    assert_eq!(dead.state, DeliveryState::Dead);
+    assert_eq!(dead.last_error.as_deref(), Some("unparseable"));
+    assert_eq!(dead.body.as_ref(), Some(delivery(1, "e").body()));
+    assert_eq!(store.counts().await.unwrap().dead, 1);
+    assert_eq!(store.replay(&[claimed.lease.id]).await.unwrap(), 1);
+    assert_eq!(
+        store.replay(&[claimed.lease.id]).await.unwrap(),
+        0,
+        "only dead letters"
+    );
+    let again = claim_one(store).await;
+    assert_eq!(again.attempt, 1, "a replay resets the attempts");
+}
+
+pub(crate) async fn replaying_dead_letters_by_event_leaves_the_others(store: &dyn Store) {
+    for (n, event) in [(1, "a"), (2, "b"), (3, "a")] {
+        insert(store, n, event).await;
+        let claimed = claim_one(store).await;
+        store
+            .dead_letter(&claimed.lease, &attempt(Some("x")))
+            .await
+            .unwrap();
+    }
+    let only_a = Filter {
+        event: Some("a".into()),
+        ..Filter::default()
+    };
+    assert_eq!(store.replay_dead(&only_a).await.unwrap(), 2);
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.dead), (2, 1));
+}
+
+pub(crate) async fn a_list_is_filtered_newest_first_and_pages_by_time(store: &dyn Store) {
+    for (n, event) in [(1, "a"), (2, "b"), (3, "a"), (4, "a")] {
+        insert(store, n, event).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let claimed = claim_one(store).await;
+    store
+        .complete(&claimed.lease, &attempt(None))
+        .await
+        .unwrap();
+    let all = store.list(&Filter::default()).await.unwrap();
+    let ids: Vec<_> = all.iter().map(|d| d.data_id.clone().unwrap()).collect();
+    assert_eq!(ids, ["obj_4", "obj_3", "obj_2", "obj_1"]);
+    assert!(all.iter().all(|d| d.history.is_empty()));
+    let pending_a = Filter {
+        state: Some(DeliveryState::Pending),
+        event: Some("a".into()),
+        limit: 1,
+        ..Filter::default()
+    };
+    let page = store.list(&pending_a).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].data_id.as_deref(), Some("obj_4"));
+    let next = Filter {
+        before: Some(page[0].received_at),
+        ..pending_a
+    };
+    let page = store.list(&next).await.unwrap();
+    assert_eq!(page[0].data_id.as_deref(), Some("obj_3"));
+    let done = Filter {
+        state: Some(DeliveryState::Done),
+        ..Filter::default()
+    };
+    assert_eq!(
+        store.list(&done).await.unwrap()[0].data_id.as_deref(),
+        Some("obj_1")
+    );
+}
+
+pub(crate) async fn the_history_holds_every_attempt_in_order(store: &dyn Store) {
+    insert(store, 1, "e").await;
+    let first = claim_one(store).await;
+    let now = SystemTime::now();
+    store
+        .retry(&first.lease, &attempt(Some("one")), now)
+        .await
+        .unwrap();
+    let second = claim_one(store).await;
+    store.complete(&second.lease, &attempt(None)).await.unwrap();
+    let stored = store.get(&first.lease.id).await.unwrap().unwrap();
+    let errors: Vec<_> = stored.history.iter().map(|a| a.error.clone()).collect();
+    assert_eq!(errors, [Some("one".to_owned()), None]);
+    assert_eq!(stored.attempts, 2);
+}
+
+pub(crate) async fn an_id_is_found_by_a_prefix(store: &dyn Store) {
+    insert(store, 1, "e").await;
+    let id = crate::store::DeliveryId::of(&delivery(1, "e"));
+    let found = store.resolve(&id.to_string()[..12]).await.unwrap();
+    assert_eq!(found, [id]);
+    let upper = id.to_string()[..12].to_ascii_uppercase();
+    assert_eq!(store.resolve(&upper).await.unwrap(), [id]);
+    assert!(store.resolve("zzzz").await.unwrap().is_empty());
+    assert!(store
+        .get(&crate::store::DeliveryId::from_bytes([7; 32]))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+pub(crate) async fn a_purge_removes_finished_deliveries_only(store: &dyn Store) {
+    for n in 0..3 {
+        insert(store, n, "e").await;
+    }
+    settle_done(store).await;
+    let claimed = claim_one(store).await;
+    store
+        .dead_letter(&claimed.lease, &attempt(Some("x")))
+        .await
+        .unwrap();
+    let later = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(store.purge(later).await.unwrap(), 2);
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.done, counts.dead), (1, 0, 0));
+    assert_eq!(
+        insert(store, 0, "e").await,
+        Inserted::Stored,
+        "its id is forgotten"
+    );
+}
+
+pub(crate) async fn a_released_delivery_is_due_again_without_counting_the_attempt(
+    store: &dyn Store,
+) {
+    insert(store, 1, "e").await;
+    let claimed = claim_one(store).await;
+    store.release(&claimed.lease).await.unwrap();
+    let again = claim_one(store).await;
+    assert_eq!(again.attempt, 1);
+    assert!(
+        store.release(&claimed.lease).await.is_err(),
+        "the old lease is gone"
+    );
+}
+
+pub(crate) async fn counts_follow_every_state(store: &dyn Store) {
+    for n in 0..4 {
+        insert(store, n, "e").await;
+    }
+    settle_done(store).await;
+    let dead = claim_one(store).await;
+    store
+        .dead_letter(&dead.lease, &attempt(Some("x")))
+        .await
+        .unwrap();
+    let _held = claim_one(store).await;
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.leased, counts.done, counts.dead),
+        (1, 1, 1, 1)
+    );
+}
+
+pub(crate) async fn a_claim_takes_at_most_what_was_asked_oldest_first(store: &dyn Store) {
+    for n in 0..3 {
+        insert(store, n, "e").await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let claim = store.claim(2, LONG).await.unwrap();
+    let ids: Vec<_> = claim
+        .claimed
+        .iter()
+        .map(|c| c.delivery.summary().1.unwrap())
+        .collect();
+    assert_eq!(ids, ["obj_0", "obj_1"]);
+}
+
+pub(crate) async fn an_insert_wakes_a_waiting_worker(store: &dyn Store) {
+    let waiting = store.changed();
+    insert(store, 1, "e").await;
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken by the insert");
+}
+
+pub(crate) async fn housekeeping_forgets_handled_ids_past_the_window(store: &dyn Store) {
+    // The suite opens this store with a window of 200 ms.
+    insert(store, 1, "e").await;
+    settle_done(store).await;
+    assert_eq!(
+        store.maintain().await.unwrap(),
+        0,
+        "still within the window"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.maintain().await.unwrap(), 1);
+    assert_eq!(insert(store, 1, "e").await, Inserted::Stored);
+}
+
+/// Generates one `#[tokio::test]` per case for a backend opened by `$open(capacity, window)`.
+macro_rules! suite {
+    ($open:ident) => {
+        $crate::store::conformance::suite!(@cases $open;
+            a_stored_delivery_is_claimed_once_with_its_body,
+            a_redelivery_is_recognised_in_every_state,
+            a_full_backlog_refuses_new_deliveries_but_not_redeliveries,
+            a_completed_delivery_keeps_its_id_but_not_its_body,
+            a_retry_is_due_at_its_time_and_not_before,
+            an_expired_lease_is_claimed_again_and_the_old_holder_is_fenced_off,
+            a_dead_letter_keeps_its_body_and_reason_until_replayed,
+            replaying_dead_letters_by_event_leaves_the_others,
+            a_list_is_filtered_newest_first_and_pages_by_time,
+            the_history_holds_every_attempt_in_order,
+            an_id_is_found_by_a_prefix,
+            a_purge_removes_finished_deliveries_only,
+            a_released_delivery_is_due_again_without_counting_the_attempt,
+            counts_follow_every_state,
+            a_claim_takes_at_most_what_was_asked_oldest_first,
+            an_insert_wakes_a_waiting_worker,
+            housekeeping_forgets_handled_ids_past_the_window,
+        );
+    };
+    (@cases $open:ident; $($case:ident,)*) => {
+        mod conformance {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(store) = super::$open(4, std::time::Duration::from_millis(200)).await
+                    else {
+                        return;
+                    };
+                    $crate::store::conformance::$case(&store).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use suite;
