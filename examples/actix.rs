@@ -12,7 +12,9 @@
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
 //! does not parse). Logs go to stderr; the first names the store. On SIGTERM or Ctrl-C the
 //! server stops accepting, what runs and what is due is finished within the shutdown deadline,
-//! and the process exits 0.
+//! what is left stays in a durable store for the next start, and the process exits 0. After a
+//! `kill -9`, a restart on the same store handles every delivery that got its 200 and was not
+//! handled yet.
 //!
 //! The actix workers store deliveries; one worker task on the main runtime handles them.
 
@@ -36,7 +38,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     let secret = Secret::new(&settings.secret_text)?;
-    let store = settings.open_store()?;
+    let store = settings.open_store().await?;
     tracing::info!(
         store = store.describe(),
         "printone-webhooks receiver starting"

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `PRINTONE_BIND` | `127.0.0.1:3000` | address to listen on; the route is `POST /webhooks/printone` |
 //! | `PRINTONE_WEBHOOK_SECRET` | generated | the secret; when unset a development secret is generated and printed with a ready `curl` command |
-//! | `PRINTONE_STORE` | `memory` | where deliveries wait: `memory` (lost when the process ends) |
+//! | `PRINTONE_STORE` | `sqlite:printone-webhooks.db` | where deliveries wait: `sqlite:PATH` (a file, created when missing; survives crashes and restarts) or `memory` (lost when the process ends) |
 //! | `PRINTONE_MAX_BODY_BYTES` | `1048576` | body limit (413 above it) |
 //! | `PRINTONE_BODY_TIMEOUT_MS` | `10000` | deadline for the body to arrive (408 after it) |
 //! | `PRINTONE_QUEUE_CAPACITY` | `1024` | deliveries waiting in the store (503 with `Retry-After` beyond it) |
@@ -21,7 +21,9 @@
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
 //! does not parse). Logs go to stderr; the first names the store. On SIGTERM or Ctrl-C the
 //! server stops accepting, what runs and what is due is finished within the shutdown deadline,
-//! and the process exits 0.
+//! what is left stays in a durable store for the next start, and the process exits 0. After a
+//! `kill -9`, a restart on the same store handles every delivery that got its 200 and was not
+//! handled yet.
 
 mod support;
 
@@ -40,7 +42,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     let secret = Secret::new(&settings.secret_text)?;
-    let store = settings.open_store()?;
+    let store = settings.open_store().await?;
     tracing::info!(
         store = store.describe(),
         "printone-webhooks receiver starting"

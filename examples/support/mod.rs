@@ -14,7 +14,7 @@ use std::{
 
 use printone_webhooks::{
     sign,
-    store::{MemoryStore, SharedStore},
+    store::{self, SharedStore},
     worker::{RetryPolicy, Worker},
     BoxError, Delivery, Secret,
 };
@@ -24,7 +24,7 @@ use serde_json::Value;
 pub(crate) const ROUTE: &str = "/webhooks/printone";
 
 /// The store when `PRINTONE_STORE` is unset.
-const DEFAULT_STORE: &str = "memory";
+const DEFAULT_STORE: &str = "sqlite:printone-webhooks.db";
 
 /// The signed sample event of the printed `curl` command.
 const SAMPLE: &str = r#"{"data":{"id":"ord_sample_1","status":"order_created","friendlyStatus":"Created"},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
@@ -36,7 +36,7 @@ pub(crate) struct Settings {
     pub(crate) body_timeout: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) handler_delay: Duration,
-    /// `PRINTONE_STORE`: `memory`, or `sqlite:PATH`.
+    /// `PRINTONE_STORE`: `memory` or `sqlite:PATH`.
     pub(crate) store: String,
     pub(crate) concurrency: usize,
     pub(crate) lease: Duration,
@@ -115,14 +115,14 @@ pub(crate) fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> std::
 
 impl Settings {
     /// Opens the store `PRINTONE_STORE` names, bounded by `PRINTONE_QUEUE_CAPACITY`.
-    pub(crate) fn open_store(&self) -> Result<SharedStore, Box<dyn std::error::Error>> {
-        match self.store.as_str() {
-            "memory" => Ok(MemoryStore::new().with_capacity(self.queue_capacity).into()),
-            other => Err(format!(
-                "PRINTONE_STORE={other:?} is not a store: use memory or sqlite:PATH"
-            )
-            .into()),
-        }
+    pub(crate) async fn open_store(&self) -> Result<SharedStore, String> {
+        let options = store::OpenOptions {
+            capacity: self.queue_capacity,
+            ..store::OpenOptions::default()
+        };
+        store::open(&self.store, options)
+            .await
+            .map_err(|error| format!("PRINTONE_STORE={}: {error}", self.store))
     }
 
     /// The worker running the demo handler on `store`, as the settings say.

@@ -26,6 +26,7 @@ pub(crate) enum Acknowledgement {
 }
 
 impl Acknowledgement {
+    #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
     pub(crate) const fn is_ok(&self) -> bool {
         matches!(self, Self::Accepted | Self::Duplicate)
     }

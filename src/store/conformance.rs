@@ -390,7 +390,7 @@ macro_rules! suite {
         );
     };
     (@cases $open:ident; $($case:ident,)*) => {
-        mod conformance {
+        mod conformance_suite {
             $(
                 #[tokio::test]
                 async fn $case() {

@@ -23,6 +23,9 @@ pub enum StoreError {
     /// attempt was not recorded.
     #[error("the lease on delivery {0} was lost to another worker")]
     LeaseLost(String),
+    /// The store URL names no store this build has.
+    #[error("not a store URL: {0}")]
+    InvalidUrl(String),
     /// The store was written by an incompatible version (a newer schema), or is not a store.
     #[error("incompatible store: {0}")]
     Incompatible(String),
@@ -38,6 +41,20 @@ impl StoreError {
             Self::Unavailable(_) => "unavailable",
             Self::LeaseLost(_) => "lease_lost",
             Self::Incompatible(_) => "incompatible",
+            Self::InvalidUrl(_) => "invalid_url",
+        }
+    }
+
+    /// The same error again, for each of several callers it failed at once.
+    pub(crate) fn again(&self) -> Self {
+        let cause = |source: &BoxError| -> BoxError { source.to_string().into() };
+        match self {
+            Self::DiskFull(source) => Self::DiskFull(cause(source)),
+            Self::Busy(source) => Self::Busy(cause(source)),
+            Self::Unavailable(source) => Self::Unavailable(cause(source)),
+            Self::LeaseLost(id) => Self::LeaseLost(id.clone()),
+            Self::Incompatible(text) => Self::Incompatible(text.clone()),
+            Self::InvalidUrl(text) => Self::InvalidUrl(text.clone()),
         }
     }
 

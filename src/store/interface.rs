@@ -39,7 +39,7 @@ pub(crate) use sealed::Sealed;
 /// another worker claim the delivery again.
 ///
 /// The backends are [`MemoryStore`](crate::store::MemoryStore) (lost when the process ends),
-/// the embedded `SQLite` store and the shared `PostgreSQL` store; the trait is sealed so that every
+/// the embedded SQLite store and the shared PostgreSQL store; the trait is sealed so that every
 /// backend passes the crate's one conformance suite.
 pub trait Store: Sealed + fmt::Debug + Send + Sync + 'static {
     /// Names the backend and where it keeps its data, for the first log line (never a

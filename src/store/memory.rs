@@ -33,7 +33,7 @@ pub const DEFAULT_REMEMBERED: usize = 100_000;
 ///
 /// **Everything it holds is lost when the process ends**: a crash, an OOM kill, a deploy or a
 /// `kill -9` loses every delivery that got its 200 and was not handled yet, and Print.one
-/// never sends those again. Use it for tests, or where such a loss is acceptable; the `SQLite`
+/// never sends those again. Use it for tests, or where such a loss is acceptable; the SQLite
 /// store is the durable default.
 ///
 /// Cloning is cheap: clones share the same deliveries.

@@ -4,13 +4,17 @@
 //! | backend | a 200 means the delivery is | for |
 //! |---|---|---|
 //! | [`MemoryStore`] | in this process's memory (lost on a crash, a deploy or `kill -9`) | tests |
+//! | `SqliteStore` (feature `sqlite`, default) | committed to one SQLite file on disk | one machine: the default |
 
 use std::time::Duration;
 
 pub(crate) mod error;
 pub(crate) mod interface;
 pub(crate) mod memory;
+pub(crate) mod open;
 pub(crate) mod record;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -18,10 +22,14 @@ pub(crate) mod conformance;
 pub use error::StoreError;
 pub use interface::{ChangedFuture, SharedStore, Store, StoreFuture};
 pub use memory::{MemoryStore, DEFAULT_REMEMBERED};
+pub use open::{open, OpenOptions};
 pub use record::{
     Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, Filter, Inserted,
     InvalidDeliveryId, Lease, StoredDelivery,
 };
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// The default number of deliveries a store holds waiting (pending or leased): 10 000. Beyond
 /// it a new delivery is answered 503 with `Retry-After`.

@@ -16,7 +16,7 @@ use tokio::{
 use tracing::Instrument as _;
 
 use crate::{
-    store::{Claimed, DeliveryState, Filter, Lease, SharedStore, StoreError},
+    store::{Claimed, DeliveryState, Filter, Lease, SharedStore, StoreError, MAINTENANCE_BATCH},
     worker::{
         attempt::{self, Finished},
         handler::Handler,
@@ -401,8 +401,9 @@ impl Run {
         self.deadline = Some(Instant::now() + self.worker.shutdown_timeout);
     }
 
-    /// Whether a shutdown has nothing left to wait for: nothing runs, and nothing falls due
-    /// before the deadline.
+    /// Whether a shutdown has nothing left to wait for: nothing runs, and nothing is due now.
+    /// With a store that keeps nothing, a retry falling due before the deadline is waited for
+    /// too (it would be lost); a durable store keeps it for the next start.
     fn drained(&self) -> bool {
         let Some(deadline) = self.deadline else {
             return false;
@@ -410,9 +411,12 @@ impl Run {
         if !self.running.is_empty() || self.store_retry.is_some() {
             return false;
         }
+        let now = SystemTime::now();
+        if self.worker.store.is_durable() {
+            return self.next_due.is_none_or(|due| due > now);
+        }
         let remaining = deadline.saturating_duration_since(Instant::now());
-        self.next_due
-            .is_none_or(|due| due > SystemTime::now() + remaining)
+        self.next_due.is_none_or(|due| due > now + remaining)
     }
 
     /// The deadline passed: cut the running attempts short and give their deliveries back.
@@ -490,12 +494,22 @@ impl Run {
 
     async fn maintain(&mut self) {
         let store = &self.worker.store;
-        match store.maintain().await {
-            Ok(removed) if removed > 0 => {
-                tracing::debug!(removed, "forgot handled ids past the de-duplication window");
+        // Small batches, so the writer is never held for long.
+        loop {
+            match store.maintain().await {
+                Ok(removed) if removed > 0 => {
+                    tracing::debug!(removed, "forgot handled ids past the de-duplication window");
+                    if removed < MAINTENANCE_BATCH as u64 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Ok(_) => break,
+                Err(error) => {
+                    self.store_failed("maintain", &error);
+                    break;
+                }
             }
-            Ok(_) => {}
-            Err(error) => self.store_failed("maintain", &error),
         }
         if let Ok(counts) = self.worker.store.counts().await {
             self.worker.metrics.set_backlog(counts.backlog());

@@ -1,0 +1,577 @@
+//! [`SqliteStore`]: deliveries in one SQLite file, durable by default.
+//!
+//! A 200 means the delivery is on disk: [`Store::insert`] returns only after the commit that
+//! holds it (WAL journal, `synchronous=FULL`). One writer thread batches every write waiting
+//! (inserts from many requests, the worker's claims and results) into one transaction and one
+//! fsync, then answers each (group commit); reads use their own connections.
+
+mod rows;
+mod sql;
+mod writer;
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::{atomic::Ordering::Relaxed, mpsc, Arc, Mutex, PoisonError},
+    time::{Duration, SystemTime},
+};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
+use tokio::sync::{oneshot, Notify};
+
+use crate::{
+    core::delivery::Delivery,
+    store::{
+        error::StoreError,
+        interface::{ChangedFuture, Sealed, Store, StoreFuture},
+        record::{
+            Attempt, Claim, Counts, DeliveryId, DeliveryState, Filter, Inserted, Lease,
+            StoredDelivery,
+        },
+        DEFAULT_CAPACITY, DEFAULT_DEDUPE_WINDOW,
+    },
+};
+
+use writer::{Command, Op, Outcome, Reply, Stats, Writer};
+
+/// How durably a commit is written (SQLite's `synchronous` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is flushed to the disk before it returns (`FULL`, the default): a delivery
+    /// that got its 200 survives a crash of the process **and** a power cut.
+    #[default]
+    Full,
+    /// The WAL is flushed only at checkpoints (`NORMAL`): faster, survives a crash of the
+    /// process, but a power cut or kernel panic can lose the last commits, deliveries that
+    /// already got their 200. An explicit opt-in.
+    Normal,
+}
+
+/// How a [`SqliteStore`] is opened.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SqliteOptions {
+    path: PathBuf,
+    capacity: usize,
+    dedupe_window: Duration,
+    busy_timeout: Duration,
+    synchronous: Synchronous,
+    max_batch: usize,
+    max_size: Option<u64>,
+}
+
+impl SqliteOptions {
+    /// Options for the file at `path` (created when missing): 10 000 waiting deliveries, a
+    /// 7-day de-duplication window, a 5 s busy timeout, `synchronous=FULL`, batches of up to
+    /// 512 commands.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            capacity: DEFAULT_CAPACITY,
+            dedupe_window: DEFAULT_DEDUPE_WINDOW,
+            busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Full,
+            max_batch: 512,
+            max_size: None,
+        }
+    }
+
+    /// Holds at most `capacity` deliveries waiting (pending or leased, at least 1); beyond it a
+    /// new delivery is answered 503. Counted by this process, and read again from the file by
+    /// the worker's housekeeping (another process may have replayed dead letters).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Keeps handled ids for `window`, to recognise a re-delivery within it.
+    pub fn dedupe_window(mut self, window: Duration) -> Self {
+        self.dedupe_window = window;
+        self
+    }
+
+    /// How long a write waits for another process's lock before it fails (503).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets how durably commits are written; see [`Synchronous`].
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// Runs at most `commands` writes in one transaction (at least 1).
+    pub fn max_batch(mut self, commands: usize) -> Self {
+        self.max_batch = commands.max(1);
+        self
+    }
+
+    /// Caps the database file at about `bytes` (SQLite's `max_page_count`): past it, writes fail
+    /// as a full disk would, answered 503, and nothing stored is lost.
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// Opens (creating or migrating) the store and starts its writer thread.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Incompatible`] for a file of a newer schema version or another
+    /// application, [`StoreError::Unavailable`] (naming the path and the cause) when the file
+    /// cannot be opened or created.
+    pub fn open(self) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(self)
+    }
+}
+
+/// Deliveries in one SQLite file: durable across crashes, `kill -9` and restarts, with nothing
+/// to install (SQLite is compiled in).
+///
+/// Several processes may use the same file (a receiver and the command-line tool, say); one
+/// file serves one machine, use the PostgreSQL store for replicas on several. Cloning is cheap:
+/// clones share the writer and the readers.
+#[derive(Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    readers: Mutex<Vec<Connection>>,
+    notify: Arc<Notify>,
+    stats: Arc<Stats>,
+    dedupe_window: Duration,
+    busy_timeout: Duration,
+    page_size: u64,
+}
+
+impl SqliteStore {
+    /// Opens the store at `path` with the default [`SqliteOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`SqliteOptions::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        SqliteOptions::new(path.as_ref()).open()
+    }
+
+    fn open_with(options: SqliteOptions) -> Result<Self, StoreError> {
+        let connection = open_connection(&options.path, &options, true)?;
+        migrate(&connection, &options.path)?;
+        let failed = |error: rusqlite::Error| unavailable(&options.path, &error);
+        let page_size: i64 = connection
+            .query_row("PRAGMA page_size", [], |row| row.get(0))
+            .map_err(failed)?;
+        let page_size = u64::try_from(page_size).unwrap_or(4096);
+        if let Some(bytes) = options.max_size {
+            let pages = (bytes / page_size).max(1);
+            connection
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .map_err(failed)?;
+        }
+        let backlog: i64 = connection
+            .query_row(sql::BACKLOG, [], |row| row.get(0))
+            .map_err(failed)?;
+        let notify = Arc::new(Notify::new());
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer {
+            connection,
+            commands: receiver,
+            max_batch: options.max_batch,
+            capacity: options.capacity as u64,
+            backlog: u64::try_from(backlog).unwrap_or(0),
+            notify: Arc::clone(&notify),
+            stats: Arc::clone(&stats),
+        };
+        std::thread::Builder::new()
+            .name("printone-sqlite-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|error| {
+                StoreError::unavailable(format!("could not start the writer: {error}"))
+            })?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path: options.path,
+                commands: Mutex::new(Some(sender)),
+                readers: Mutex::new(Vec::new()),
+                notify,
+                stats,
+                dedupe_window: options.dedupe_window,
+                busy_timeout: options.busy_timeout,
+                page_size,
+            }),
+        })
+    }
+
+    /// The file this store keeps its deliveries in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// How many commits the writer made, and how many commands they held: their ratio is the
+    /// rows per commit of group commit.
+    #[must_use]
+    pub fn commit_stats(&self) -> (u64, u64) {
+        let stats = &self.shared.stats;
+        (stats.commits.load(Relaxed), stats.commands.load(Relaxed))
+    }
+
+    /// Caps the database file at about `bytes` from now on (see [`SqliteOptions::max_size`]).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub async fn set_max_size(&self, bytes: u64) -> Result<(), StoreError> {
+        let pages = (bytes / self.shared.page_size).max(1);
+        self.write(Op::SetMaxPages(pages)).await.map(|_| ())
+    }
+
+    /// Sends `op` to the writer and waits for its answer, which comes after the commit.
+    async fn write(&self, op: Op) -> Result<Reply, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .shared
+            .commands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|commands| commands.send(Command { op, reply }).is_ok());
+        if sent != Some(true) {
+            return Err(StoreError::unavailable("the SQLite writer has stopped"));
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::unavailable("the SQLite writer stopped before answering"))?
+    }
+
+    /// Runs `read` on a reader connection, off the async threads.
+    async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        let joined = tokio::task::spawn_blocking(move || {
+            let connection = shared.reader()?;
+            let result = read(&connection).map_err(|error| rows::error(&error));
+            shared.give_back(connection);
+            result
+        })
+        .await;
+        joined.map_err(|error| StoreError::unavailable(format!("a read failed: {error}")))?
+    }
+}
+
+impl Shared {
+    fn reader(&self) -> Result<Connection, StoreError> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(connection) = idle {
+            return Ok(connection);
+        }
+        let options = SqliteOptions::new(&self.path).busy_timeout(self.busy_timeout);
+        open_connection(&self.path, &options, false)
+    }
+
+    fn give_back(&self, connection: Connection) {
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < 4 {
+            readers.push(connection);
+        }
+    }
+}
+
+/// Opens a connection with the store's settings; `write` for the writer's.
+fn open_connection(
+    path: &Path,
+    options: &SqliteOptions,
+    write: bool,
+) -> Result<Connection, StoreError> {
+    let flags = if write {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let failed = |error: rusqlite::Error| unavailable(path, &error);
+    let connection = Connection::open_with_flags(path, flags).map_err(failed)?;
+    connection
+        .busy_timeout(options.busy_timeout)
+        .map_err(failed)?;
+    if write {
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(failed)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::unavailable(format!(
+                "{}: the file system does not support the WAL journal",
+                path.display()
+            )));
+        }
+        let synchronous = match options.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        connection
+            .execute_batch(&format!("PRAGMA synchronous = {synchronous}"))
+            .map_err(failed)?;
+    }
+    Ok(connection)
+}
+
+/// Checks the file is ours and of a known schema, and migrates it forward.
+fn migrate(connection: &Connection, path: &Path) -> Result<(), StoreError> {
+    let failed = |error: rusqlite::Error| unavailable(path, &error);
+    let read = |pragma: &str| -> Result<i64, StoreError> {
+        connection
+            .query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+            .map_err(failed)
+    };
+    let application = read("application_id")?;
+    let version = read("user_version")?;
+    let known = i64::try_from(sql::MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let tables: i64 = connection
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+        .map_err(failed)?;
+    if application != sql::APPLICATION_ID && (application != 0 || tables > 0) {
+        return Err(StoreError::Incompatible(format!(
+            "{} is not a printone-webhooks store",
+            path.display()
+        )));
+    }
+    if version > known {
+        return Err(StoreError::Incompatible(format!(
+            "{} has schema version {version}, newer than this version of printone-webhooks knows ({known}); upgrade it",
+            path.display()
+        )));
+    }
+    for (index, migration) in sql::MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let target = index + 1;
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {migration}; PRAGMA application_id = {}; PRAGMA user_version = {target}; COMMIT;",
+                sql::APPLICATION_ID
+            ))
+            .map_err(|error| {
+                let _ = connection.execute_batch("ROLLBACK");
+                failed(error)
+            })?;
+        tracing::info!(path = %path.display(), version = target, "SQLite store migrated");
+    }
+    Ok(())
+}
+
+fn unavailable(path: &Path, error: &rusqlite::Error) -> StoreError {
+    match rows::error(error) {
+        StoreError::Unavailable(_) => {
+            StoreError::unavailable(format!("{}: {error}", path.display()))
+        }
+        other => other,
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `.map(reply_count)`
+fn reply_count(reply: Reply) -> u64 {
+    match reply {
+        Reply::Count(count) => count,
+        _ => 0,
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .field("dedupe_window", &self.shared.dedupe_window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealed for SqliteStore {}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.shared.path.display())
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
+        Box::pin(async move {
+            match self.write(Op::Insert(delivery.clone())).await? {
+                Reply::Inserted(inserted) => Ok(inserted),
+                _ => Err(StoreError::unavailable("unexpected answer from the writer")),
+            }
+        })
+    }
+
+    fn claim(&self, max: usize, lease: Duration) -> StoreFuture<'_, Claim> {
+        Box::pin(async move {
+            match self.write(Op::Claim { max, lease }).await? {
+                Reply::Claim(claim) => Ok(claim),
+                _ => Err(StoreError::unavailable("unexpected answer from the writer")),
+            }
+        })
+    }
+
+    fn complete<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
+        self.settle(lease, attempt, Outcome::Done)
+    }
+
+    fn retry<'a>(
+        &'a self,
+        lease: &'a Lease,
+        attempt: &'a Attempt,
+        at: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.settle(lease, attempt, Outcome::Retry(at))
+    }
+
+    fn dead_letter<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
+        self.settle(lease, attempt, Outcome::Dead)
+    }
+
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.write(Op::Release(*lease)).await.map(|_| ()) })
+    }
+
+    fn list<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, Vec<StoredDelivery>> {
+        let filter = filter.clone();
+        Box::pin(self.read(move |connection| list(connection, &filter)))
+    }
+
+    fn get<'a>(&'a self, id: &'a DeliveryId) -> StoreFuture<'a, Option<StoredDelivery>> {
+        let id = *id;
+        Box::pin(self.read(move |connection| get(connection, &id)))
+    }
+
+    fn resolve<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<DeliveryId>> {
+        let prefix = prefix.trim().to_ascii_uppercase();
+        Box::pin(async move {
+            if !prefix.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+                return Ok(Vec::new());
+            }
+            self.read(move |connection| {
+                let mut statement = connection.prepare_cached(sql::RESOLVE)?;
+                let ids = statement
+                    .query_map(params![prefix], |row| {
+                        rows::id_of(&row.get::<_, Vec<u8>>(0)?)
+                    })?
+                    .collect();
+                ids
+            })
+            .await
+        })
+    }
+
+    fn replay<'a>(&'a self, ids: &'a [DeliveryId]) -> StoreFuture<'a, u64> {
+        Box::pin(async move { self.write(Op::Replay(ids.to_vec())).await.map(reply_count) })
+    }
+
+    fn replay_dead<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, u64> {
+        let filter = filter.clone();
+        Box::pin(async move { self.write(Op::ReplayDead(filter)).await.map(reply_count) })
+    }
+
+    fn purge(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        Box::pin(async move { self.write(Op::Purge(before)).await.map(reply_count) })
+    }
+
+    fn maintain(&self) -> StoreFuture<'_, u64> {
+        let window = self.shared.dedupe_window;
+        Box::pin(async move { self.write(Op::Maintain(window)).await.map(reply_count) })
+    }
+
+    fn counts(&self) -> StoreFuture<'_, Counts> {
+        Box::pin(self.read(counts))
+    }
+
+    fn changed(&self) -> ChangedFuture<'_> {
+        Box::pin(self.shared.notify.notified())
+    }
+}
+
+impl SqliteStore {
+    fn settle<'a>(
+        &'a self,
+        lease: &'a Lease,
+        attempt: &'a Attempt,
+        outcome: Outcome,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let op = Op::Settle {
+                lease: *lease,
+                attempt: attempt.clone(),
+                outcome,
+            };
+            self.write(op).await.map(|_| ())
+        })
+    }
+}
+
+fn list(connection: &Connection, filter: &Filter) -> rusqlite::Result<Vec<StoredDelivery>> {
+    let mut statement = connection.prepare_cached(sql::LIST)?;
+    let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+    let found = statement
+        .query_map(
+            params![
+                filter.state.map(rows::state_number),
+                filter.event,
+                filter.since.map(rows::micros),
+                filter.before.map(rows::micros),
+                limit,
+            ],
+            |row| rows::delivery(row).map(|(_, stored, _)| stored),
+        )?
+        .collect();
+    found
+}
+
+fn get(connection: &Connection, id: &DeliveryId) -> rusqlite::Result<Option<StoredDelivery>> {
+    let found = connection
+        .prepare_cached(sql::GET)?
+        .query_row(params![id.as_bytes()], rows::delivery)
+        .optional()?;
+    let Some((seq, mut stored, _)) = found else {
+        return Ok(None);
+    };
+    let mut history = connection.prepare_cached(sql::HISTORY)?;
+    stored.history = history
+        .query_map(params![seq], rows::attempt)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(stored))
+}
+
+fn counts(connection: &Connection) -> rusqlite::Result<Counts> {
+    let mut statement = connection.prepare_cached(sql::COUNTS)?;
+    let mut counts = Counts::default();
+    let rows = statement.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (state, count) = row?;
+        let count = u64::try_from(count).unwrap_or(0);
+        match rows::state_of(state) {
+            DeliveryState::Pending => counts.pending = count,
+            DeliveryState::Leased => counts.leased = count,
+            DeliveryState::Done => counts.done = count,
+            DeliveryState::Dead => counts.dead = count,
+        }
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! Every SQL statement of the SQLite store, and its numbered migrations.
+
+/// The `application_id` of a store file ("P1WH"), so another SQLite file is refused.
+pub(crate) const APPLICATION_ID: i64 = 0x5031_5748;
+
+/// Migration `n` (from 1) takes an empty file, or a file at schema `n - 1`, to schema `n`.
+/// The schema version is `PRAGMA user_version`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: deliveries, their attempts.
+    "CREATE TABLE deliveries (
+        seq INTEGER PRIMARY KEY,
+        id BLOB NOT NULL UNIQUE,
+        state INTEGER NOT NULL,
+        event TEXT,
+        data_id TEXT,
+        event_header TEXT,
+        signature_header INTEGER NOT NULL,
+        secret_index INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at INTEGER,
+        token INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        finished_at INTEGER,
+        body BLOB
+    );
+    CREATE INDEX deliveries_due ON deliveries (state, due_at) WHERE state IN (0, 1);
+    CREATE INDEX deliveries_finished ON deliveries (state, finished_at) WHERE state IN (2, 3);
+    CREATE INDEX deliveries_received ON deliveries (received_at);
+    CREATE INDEX deliveries_state_received ON deliveries (state, received_at);
+    CREATE TABLE attempts (
+        delivery_seq INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        duration_us INTEGER NOT NULL,
+        error TEXT
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_seq);",
+];
+
+/// The state numbers in the `state` column.
+pub(crate) const PENDING: i64 = 0;
+pub(crate) const LEASED: i64 = 1;
+pub(crate) const DONE: i64 = 2;
+pub(crate) const DEAD: i64 = 3;
+
+pub(crate) const INSERT: &str = "INSERT INTO deliveries
+    (id, state, event, data_id, event_header, signature_header, secret_index, received_at,
+     due_at, body)
+    VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+    ON CONFLICT (id) DO NOTHING";
+
+pub(crate) const CLAIM: &str = "UPDATE deliveries
+    SET state = 1, attempts = attempts + 1, token = token + 1, due_at = ?2
+    WHERE seq IN (
+        SELECT seq FROM deliveries WHERE state IN (0, 1) AND due_at <= ?1
+        ORDER BY due_at, seq LIMIT ?3
+    )
+    RETURNING seq, id, state, event, data_id, event_header, signature_header,
+    secret_index, received_at, attempts, due_at, token, last_error, finished_at, body";
+
+pub(crate) const NEXT_DUE: &str = "SELECT min(due_at) FROM deliveries WHERE state IN (0, 1)";
+
+pub(crate) const RECORD_ATTEMPT: &str =
+    "INSERT INTO attempts (delivery_seq, started_at, duration_us, error)
+    SELECT seq, ?3, ?4, ?5 FROM deliveries WHERE id = ?1 AND token = ?2 AND state = 1";
+
+pub(crate) const COMPLETE: &str = "UPDATE deliveries
+    SET state = 2, body = NULL, due_at = NULL, last_error = NULL, finished_at = ?3
+    WHERE id = ?1 AND token = ?2 AND state = 1";
+
+pub(crate) const RETRY: &str = "UPDATE deliveries
+    SET state = 0, due_at = ?3, last_error = ?4
+    WHERE id = ?1 AND token = ?2 AND state = 1";
+
+pub(crate) const DEAD_LETTER: &str = "UPDATE deliveries
+    SET state = 3, due_at = NULL, last_error = ?4, finished_at = ?3
+    WHERE id = ?1 AND token = ?2 AND state = 1";
+
+pub(crate) const RELEASE: &str = "UPDATE deliveries
+    SET state = 0, due_at = ?3, attempts = max(attempts - 1, 0)
+    WHERE id = ?1 AND token = ?2 AND state = 1";
+
+pub(crate) const REPLAY: &str = "UPDATE deliveries
+    SET state = 0, attempts = 0, finished_at = NULL, due_at = ?2
+    WHERE id = ?1 AND state = 3";
+
+pub(crate) const PURGE_ATTEMPTS: &str = "DELETE FROM attempts WHERE delivery_seq IN (
+    SELECT seq FROM deliveries WHERE state IN (2, 3) AND finished_at < ?1)";
+
+pub(crate) const PURGE: &str = "DELETE FROM deliveries WHERE state IN (2, 3) AND finished_at < ?1";
+
+/// One batch of handled deliveries past the window (their attempts go first).
+pub(crate) const EXPIRED_BATCH: &str = "SELECT seq FROM deliveries
+    WHERE state = 2 AND finished_at < ?1 ORDER BY finished_at LIMIT ?2";
+
+pub(crate) const DELETE_ATTEMPTS_OF: &str = "DELETE FROM attempts WHERE delivery_seq = ?1";
+
+pub(crate) const DELETE_DELIVERY: &str = "DELETE FROM deliveries WHERE seq = ?1";
+
+pub(crate) const COUNTS: &str = "SELECT state, count(*) FROM deliveries GROUP BY state";
+
+pub(crate) const BACKLOG: &str = "SELECT count(*) FROM deliveries WHERE state IN (0, 1)";
+
+pub(crate) const GET: &str = "SELECT seq, id, state, event, data_id, event_header,
+    signature_header, secret_index, received_at, attempts, due_at, token, last_error,
+    finished_at, body FROM deliveries WHERE id = ?1";
+
+pub(crate) const HISTORY: &str = "SELECT started_at, duration_us, error FROM attempts
+    WHERE delivery_seq = ?1 ORDER BY rowid";
+
+/// The ids whose upper-case hex starts with `?1`.
+pub(crate) const RESOLVE: &str =
+    "SELECT id FROM deliveries WHERE hex(id) LIKE ?1 || '%' ORDER BY id LIMIT 2";
+
+/// A list, newest first: `?1` state, `?2` event, `?3` since, `?4` before, `?5` limit (each
+/// `NULL` for no condition).
+pub(crate) const LIST: &str = "SELECT seq, id, state, event, data_id, event_header,
+    signature_header, secret_index, received_at, attempts, due_at, token, last_error,
+    finished_at, NULL FROM deliveries
+    WHERE (?1 IS NULL OR state = ?1)
+      AND (?2 IS NULL OR coalesce(event, event_header, '-') = ?2)
+      AND (?3 IS NULL OR received_at >= ?3)
+      AND (?4 IS NULL OR received_at < ?4)
+    ORDER BY received_at DESC, id DESC LIMIT ?5";
+
+/// The dead letters to replay, by the same conditions as [`LIST`] (state aside).
+pub(crate) const DEAD_IDS: &str = "SELECT id FROM deliveries
+    WHERE state = 3
+      AND (?1 IS NULL OR coalesce(event, event_header, '-') = ?1)
+      AND (?2 IS NULL OR received_at >= ?2)
+      AND (?3 IS NULL OR received_at < ?3)";

@@ -1,0 +1,287 @@
+//! The SQLite store's own tests: the conformance suite, durability and faults.
+
+use std::time::Duration;
+
+use super::*;
+use crate::store::conformance::{self, delivery};
+
+/// A fresh store file in its own temporary folder, removed when the test ends.
+pub(crate) struct TempStore {
+    pub(crate) store: SqliteStore,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for TempStore {
+    type Target = SqliteStore;
+
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+/// A temporary folder removed on drop.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "printone-sqlite-{}-{n}-{}",
+            std::process::id(),
+            rows::micros(SystemTime::now())
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        Self(dir)
+    }
+
+    pub(crate) fn file(&self) -> PathBuf {
+        self.0.join("deliveries.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[allow(clippy::unused_async)]
+async fn store(capacity: usize, window: Duration) -> Option<TempStore> {
+    let dir = TempDir::new();
+    let store = SqliteOptions::new(dir.file())
+        .capacity(capacity)
+        .dedupe_window(window)
+        .open()
+        .expect("opens");
+    Some(TempStore { store, _dir: dir })
+}
+
+impl Sealed for TempStore {}
+
+/// The suite runs against the store inside the guard.
+impl Store for TempStore {
+    fn describe(&self) -> String {
+        self.store.describe()
+    }
+    fn is_durable(&self) -> bool {
+        true
+    }
+    fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
+        self.store.insert(delivery)
+    }
+    fn claim(&self, max: usize, lease: Duration) -> StoreFuture<'_, Claim> {
+        self.store.claim(max, lease)
+    }
+    fn complete<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
+        self.store.complete(lease, attempt)
+    }
+    fn retry<'a>(
+        &'a self,
+        lease: &'a Lease,
+        attempt: &'a Attempt,
+        at: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.store.retry(lease, attempt, at)
+    }
+    fn dead_letter<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
+        self.store.dead_letter(lease, attempt)
+    }
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        self.store.release(lease)
+    }
+    fn list<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, Vec<StoredDelivery>> {
+        self.store.list(filter)
+    }
+    fn get<'a>(&'a self, id: &'a DeliveryId) -> StoreFuture<'a, Option<StoredDelivery>> {
+        self.store.get(id)
+    }
+    fn resolve<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<DeliveryId>> {
+        self.store.resolve(prefix)
+    }
+    fn replay<'a>(&'a self, ids: &'a [DeliveryId]) -> StoreFuture<'a, u64> {
+        self.store.replay(ids)
+    }
+    fn replay_dead<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, u64> {
+        self.store.replay_dead(filter)
+    }
+    fn purge(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        self.store.purge(before)
+    }
+    fn maintain(&self) -> StoreFuture<'_, u64> {
+        self.store.maintain()
+    }
+    fn counts(&self) -> StoreFuture<'_, Counts> {
+        self.store.counts()
+    }
+    fn changed(&self) -> ChangedFuture<'_> {
+        self.store.changed()
+    }
+}
+
+impl fmt::Debug for TempStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.store.fmt(f)
+    }
+}
+
+conformance::suite!(store);
+
+#[tokio::test]
+async fn a_delivery_survives_closing_and_opening_the_file_again() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.file()).unwrap();
+    store
+        .insert(&delivery(1, "order_status_update"))
+        .await
+        .unwrap();
+    drop(store);
+    let again = SqliteStore::open(dir.file()).unwrap();
+    let claimed = conformance::claim_one(&again).await;
+    assert_eq!(
+        claimed.delivery.body(),
+        delivery(1, "order_status_update").body()
+    );
+    assert_eq!(
+        again
+            .insert(&delivery(1, "order_status_update"))
+            .await
+            .unwrap(),
+        Inserted::Duplicate
+    );
+}
+
+#[tokio::test]
+async fn a_file_from_a_newer_schema_is_refused_with_a_clear_error() {
+    let dir = TempDir::new();
+    drop(SqliteStore::open(dir.file()).unwrap());
+    let connection = Connection::open(dir.file()).unwrap();
+    connection
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    drop(connection);
+    let error = SqliteStore::open(dir.file()).unwrap_err();
+    assert!(matches!(error, StoreError::Incompatible(_)), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains("schema version 99") && text.contains("deliveries.db"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn another_applications_sqlite_file_is_refused() {
+    let dir = TempDir::new();
+    let connection = Connection::open(dir.file()).unwrap();
+    connection
+        .execute_batch("CREATE TABLE notes (text TEXT)")
+        .unwrap();
+    drop(connection);
+    let error = SqliteStore::open(dir.file()).unwrap_err();
+    assert!(
+        error.to_string().contains("not a printone-webhooks store"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_path_that_cannot_be_created_names_the_path_and_the_cause() {
+    let error = SqliteStore::open("/nonexistent-folder/sub/deliveries.db").unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, StoreError::Unavailable(_)));
+    assert!(
+        text.contains("/nonexistent-folder/sub/deliveries.db"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_file_is_in_wal_mode_with_full_synchronous_writes() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.file()).unwrap();
+    store.insert(&delivery(1, "e")).await.unwrap();
+    let connection = Connection::open(dir.file()).unwrap();
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(store);
+    let options = SqliteOptions::new(dir.file());
+    let writer = open_connection(&dir.file(), &options, true).unwrap();
+    let synchronous: i64 = writer
+        .query_row("PRAGMA synchronous", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2, "FULL");
+}
+
+#[tokio::test]
+async fn concurrent_inserts_share_commits() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.file()).unwrap();
+    let inserts = (0..200).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert(&delivery(n, "e")).await })
+    });
+    for insert in inserts.collect::<Vec<_>>() {
+        assert_eq!(insert.await.unwrap().unwrap(), Inserted::Stored);
+    }
+    let (commits, commands) = store.commit_stats();
+    assert_eq!(commands, 200);
+    assert!(
+        commits < 200,
+        "{commits} commits for 200 concurrent inserts"
+    );
+}
+
+#[tokio::test]
+async fn a_full_disk_is_refused_with_nothing_lost_and_recovers_when_space_returns() {
+    let dir = TempDir::new();
+    let store = SqliteOptions::new(dir.file())
+        .max_size(64 * 1024)
+        .open()
+        .unwrap();
+    let mut stored = Vec::new();
+    let mut full = None;
+    for n in 0..2_000 {
+        match store.insert(&delivery(n, &"x".repeat(200))).await {
+            Ok(Inserted::Stored) => stored.push(n),
+            Ok(other) => panic!("{other:?}"),
+            Err(error) => {
+                full = Some(error);
+                break;
+            }
+        }
+    }
+    let error = full.expect("the capped file fills up");
+    assert!(matches!(error, StoreError::DiskFull(_)), "{error:?}");
+    assert_eq!(
+        store.counts().await.unwrap().pending,
+        stored.len() as u64,
+        "everything that was stored before is still there"
+    );
+    store.set_max_size(16 * 1024 * 1024).await.unwrap();
+    let next = u32::try_from(stored.len()).unwrap();
+    assert_eq!(
+        store
+            .insert(&delivery(next, &"x".repeat(200)))
+            .await
+            .unwrap(),
+        Inserted::Stored
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_and_a_receiver_can_share_the_file() {
+    let dir = TempDir::new();
+    let receiver = SqliteStore::open(dir.file()).unwrap();
+    let tool = SqliteStore::open(dir.file()).unwrap();
+    receiver.insert(&delivery(1, "e")).await.unwrap();
+    let claimed = conformance::claim_one(&receiver).await;
+    receiver
+        .dead_letter(&claimed.lease, &conformance::attempt(Some("bad")))
+        .await
+        .unwrap();
+    assert_eq!(tool.replay_dead(&Filter::default()).await.unwrap(), 1);
+    let again = conformance::claim_one(&receiver).await;
+    assert_eq!(again.attempt, 1);
+}

@@ -1,0 +1,442 @@
+//! The one writer of a SQLite store: a thread that takes every command waiting, runs them in one
+//! transaction, commits once, and only then answers each (group commit).
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        mpsc, Arc,
+    },
+    time::{Duration, SystemTime},
+};
+
+use rusqlite::{params, Connection, OptionalExtension as _};
+use tokio::sync::{oneshot, Notify};
+
+use crate::{
+    core::delivery::Delivery,
+    store::{
+        error::StoreError,
+        record::{Attempt, Claim, Claimed, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
+        sqlite::{
+            rows::{self, micros},
+            sql,
+        },
+        MAINTENANCE_BATCH,
+    },
+};
+
+/// What the writer is asked to do.
+pub(crate) enum Op {
+    Insert(Delivery),
+    Claim {
+        max: usize,
+        lease: Duration,
+    },
+    Settle {
+        lease: Lease,
+        attempt: Attempt,
+        outcome: Outcome,
+    },
+    Release(Lease),
+    Replay(Vec<DeliveryId>),
+    ReplayDead(Filter),
+    Purge(SystemTime),
+    Maintain(Duration),
+    SetMaxPages(u64),
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Outcome {
+    Done,
+    Retry(SystemTime),
+    Dead,
+}
+
+/// The writer's answer to one [`Op`].
+pub(crate) enum Reply {
+    Inserted(Inserted),
+    Claim(Claim),
+    Count(u64),
+    Done,
+}
+
+pub(crate) struct Command {
+    pub(crate) op: Op,
+    pub(crate) reply: oneshot::Sender<Result<Reply, StoreError>>,
+}
+
+/// Counters of the writer's work, for benchmarks and operators.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) commits: AtomicU64,
+    pub(crate) commands: AtomicU64,
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) connection: Connection,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) max_batch: usize,
+    pub(crate) capacity: u64,
+    /// Pending and leased deliveries, counted by this writer and read again by housekeeping
+    /// (another process may have changed the file).
+    pub(crate) backlog: u64,
+    pub(crate) notify: Arc<Notify>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// What one command changed, applied once the commit succeeded.
+#[derive(Default)]
+struct Effect {
+    backlog: i64,
+    wake: bool,
+}
+
+impl Writer {
+    /// Runs until every sender is gone.
+    pub(crate) fn run(mut self) {
+        while let Ok(first) = self.commands.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match self.commands.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            self.execute(batch);
+        }
+    }
+
+    fn execute(&mut self, batch: Vec<Command>) {
+        if let Err(error) = self.connection.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %error, "the SQLite store could not begin a transaction");
+            return answer_all(batch, &error);
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let mut effect = Effect::default();
+        for command in &batch {
+            let result = self.apply_one(&command.op, &mut effect);
+            if let Err(error) = &result {
+                if self.connection.is_autocommit() {
+                    // SQLite rolled the whole transaction back (a full disk, an I/O error):
+                    // nothing of this batch was written, so every command gets the error.
+                    tracing::error!(error = %error, "the SQLite store rolled a batch back");
+                    for command in batch {
+                        let _ = command.reply.send(Err(error.again()));
+                    }
+                    return;
+                }
+            }
+            results.push(result);
+        }
+        if let Err(error) = self.connection.execute_batch("COMMIT") {
+            tracing::error!(error = %error, "the SQLite store could not commit");
+            let _ = self.connection.execute_batch("ROLLBACK");
+            return answer_all(batch, &error);
+        }
+        self.stats.commits.fetch_add(1, Relaxed);
+        self.stats.commands.fetch_add(batch.len() as u64, Relaxed);
+        self.backlog = self.backlog.saturating_add_signed(effect.backlog);
+        if effect.wake {
+            self.notify.notify_one();
+        }
+        for (command, result) in batch.into_iter().zip(results) {
+            let _ = command.reply.send(result);
+        }
+    }
+
+    /// Runs one command inside its own savepoint, so a failing one leaves the others' work.
+    fn apply_one(&mut self, op: &Op, effect: &mut Effect) -> Result<Reply, StoreError> {
+        let savepoint = |connection: &Connection, sql: &str| {
+            connection
+                .execute_batch(sql)
+                .map_err(|error| rows::error(&error))
+        };
+        savepoint(&self.connection, "SAVEPOINT command")?;
+        let mut own = Effect::default();
+        match self.apply(op, &mut own) {
+            Ok(reply) => {
+                savepoint(&self.connection, "RELEASE command")?;
+                effect.backlog += own.backlog;
+                effect.wake |= own.wake;
+                Ok(reply)
+            }
+            Err(error) => {
+                let _ = self
+                    .connection
+                    .execute_batch("ROLLBACK TO command; RELEASE command");
+                Err(error)
+            }
+        }
+    }
+
+    fn apply(&mut self, op: &Op, effect: &mut Effect) -> Result<Reply, StoreError> {
+        let sqlite = |error: rusqlite::Error| rows::error(&error);
+        match op {
+            Op::Insert(delivery) => self.insert(delivery, effect).map(Reply::Inserted),
+            Op::Claim { max, lease } => self.claim(*max, *lease).map(Reply::Claim),
+            Op::Settle {
+                lease,
+                attempt,
+                outcome,
+            } => self
+                .settle(lease, attempt, *outcome, effect)
+                .map(|()| Reply::Done),
+            Op::Release(lease) => {
+                let changed = self
+                    .connection
+                    .prepare_cached(sql::RELEASE)
+                    .and_then(|mut s| s.execute(params![lease_id(lease), token(lease), now()]))
+                    .map_err(sqlite)?;
+                if changed == 0 {
+                    return Err(lost(lease));
+                }
+                effect.wake = true;
+                Ok(Reply::Done)
+            }
+            Op::Replay(ids) => self.replay(ids, effect).map(Reply::Count),
+            Op::ReplayDead(filter) => {
+                let ids = dead_ids(&self.connection, filter).map_err(sqlite)?;
+                self.replay(&ids, effect).map(Reply::Count)
+            }
+            Op::Purge(before) => {
+                let before = micros(*before);
+                let connection = &self.connection;
+                connection
+                    .execute(sql::PURGE_ATTEMPTS, params![before])
+                    .map_err(sqlite)?;
+                let purged = connection
+                    .execute(sql::PURGE, params![before])
+                    .map_err(sqlite)?;
+                Ok(Reply::Count(purged as u64))
+            }
+            Op::Maintain(window) => self.maintain(*window).map(Reply::Count),
+            Op::SetMaxPages(pages) => {
+                self.connection
+                    .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                    .map_err(sqlite)?;
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    fn insert(&mut self, delivery: &Delivery, effect: &mut Effect) -> Result<Inserted, StoreError> {
+        let record = StoredDelivery::accepted(delivery);
+        let id = record.id;
+        let exists = self
+            .connection
+            .prepare_cached("SELECT 1 FROM deliveries WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id.as_bytes()], |_| Ok(())).optional())
+            .map_err(|error| rows::error(&error))?;
+        if exists.is_some() {
+            return Ok(Inserted::Duplicate);
+        }
+        let pending = self.backlog.saturating_add_signed(effect.backlog);
+        if pending >= self.capacity {
+            return Ok(Inserted::Full);
+        }
+        let inserted = self
+            .connection
+            .prepare_cached(sql::INSERT)
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    id.as_bytes(),
+                    record.event,
+                    record.data_id,
+                    record.event_header,
+                    rows::header_number(record.signature_header),
+                    i64::try_from(record.secret_index).unwrap_or(0),
+                    micros(record.received_at),
+                    record.body.as_deref(),
+                ])
+            })
+            .map_err(|error| rows::error(&error))?;
+        if inserted == 0 {
+            return Ok(Inserted::Duplicate);
+        }
+        effect.backlog += 1;
+        effect.wake = true;
+        Ok(Inserted::Stored)
+    }
+
+    fn claim(&mut self, max: usize, lease: Duration) -> Result<Claim, StoreError> {
+        let sqlite = |error: rusqlite::Error| rows::error(&error);
+        let now = SystemTime::now();
+        let expires_at = now + lease;
+        let mut statement = self.connection.prepare_cached(sql::CLAIM).map_err(sqlite)?;
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let mut found = statement
+            .query_map(
+                params![micros(now), micros(expires_at), limit],
+                rows::delivery,
+            )
+            .map_err(sqlite)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sqlite)?;
+        drop(statement);
+        found.sort_by_key(|(seq, stored, _)| (stored.received_at, *seq));
+        let claimed = found
+            .into_iter()
+            .filter_map(|(_, stored, token)| {
+                let delivery = stored.to_delivery()?;
+                Some(Claimed {
+                    delivery,
+                    lease: Lease {
+                        id: stored.id,
+                        token: u64::try_from(token).unwrap_or(0),
+                        expires_at: rows::time(micros(expires_at)),
+                    },
+                    attempt: stored.attempts,
+                })
+            })
+            .collect();
+        let next_due: Option<i64> = self
+            .connection
+            .prepare_cached(sql::NEXT_DUE)
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(sqlite)?;
+        Ok(Claim {
+            claimed,
+            next_due: next_due.map(rows::time),
+        })
+    }
+
+    fn settle(
+        &mut self,
+        lease: &Lease,
+        attempt: &Attempt,
+        outcome: Outcome,
+        effect: &mut Effect,
+    ) -> Result<(), StoreError> {
+        let sqlite = |error: rusqlite::Error| rows::error(&error);
+        let connection = &self.connection;
+        let duration = i64::try_from(attempt.duration.as_micros()).unwrap_or(i64::MAX);
+        let recorded = connection
+            .prepare_cached(sql::RECORD_ATTEMPT)
+            .and_then(|mut s| {
+                s.execute(params![
+                    lease_id(lease),
+                    token(lease),
+                    micros(attempt.started_at),
+                    duration,
+                    attempt.error,
+                ])
+            })
+            .map_err(sqlite)?;
+        if recorded == 0 {
+            return Err(lost(lease));
+        }
+        let (statement, at) = match outcome {
+            Outcome::Done => (sql::COMPLETE, now()),
+            Outcome::Retry(at) => (sql::RETRY, micros(at)),
+            Outcome::Dead => (sql::DEAD_LETTER, now()),
+        };
+        let changed = match outcome {
+            Outcome::Done => connection
+                .prepare_cached(statement)
+                .and_then(|mut s| s.execute(params![lease_id(lease), token(lease), at])),
+            Outcome::Retry(_) | Outcome::Dead => {
+                connection.prepare_cached(statement).and_then(|mut s| {
+                    s.execute(params![lease_id(lease), token(lease), at, attempt.error])
+                })
+            }
+        }
+        .map_err(sqlite)?;
+        if changed == 0 {
+            return Err(lost(lease));
+        }
+        match outcome {
+            Outcome::Done | Outcome::Dead => effect.backlog -= 1,
+            Outcome::Retry(_) => effect.wake = true,
+        }
+        Ok(())
+    }
+
+    fn replay(&mut self, ids: &[DeliveryId], effect: &mut Effect) -> Result<u64, StoreError> {
+        let sqlite = |error: rusqlite::Error| rows::error(&error);
+        let mut statement = self
+            .connection
+            .prepare_cached(sql::REPLAY)
+            .map_err(sqlite)?;
+        let now = now();
+        let mut replayed = 0;
+        for id in ids {
+            replayed += statement
+                .execute(params![id.as_bytes(), now])
+                .map_err(sqlite)? as u64;
+        }
+        effect.backlog += i64::try_from(replayed).unwrap_or(0);
+        effect.wake |= replayed > 0;
+        Ok(replayed)
+    }
+
+    /// Forgets one batch of handled ids past the window, and counts the backlog again.
+    fn maintain(&mut self, window: Duration) -> Result<u64, StoreError> {
+        let sqlite = |error: rusqlite::Error| rows::error(&error);
+        let Some(horizon) = SystemTime::now().checked_sub(window) else {
+            return Ok(0);
+        };
+        let connection = &self.connection;
+        let seqs = connection
+            .prepare_cached(sql::EXPIRED_BATCH)
+            .and_then(|mut s| {
+                let limit = i64::try_from(MAINTENANCE_BATCH).unwrap_or(i64::MAX);
+                s.query_map(params![micros(horizon), limit], |row| row.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(sqlite)?;
+        for seq in &seqs {
+            connection
+                .prepare_cached(sql::DELETE_ATTEMPTS_OF)
+                .and_then(|mut s| s.execute(params![seq]))
+                .map_err(sqlite)?;
+            connection
+                .prepare_cached(sql::DELETE_DELIVERY)
+                .and_then(|mut s| s.execute(params![seq]))
+                .map_err(sqlite)?;
+        }
+        let backlog: i64 = connection
+            .query_row(sql::BACKLOG, [], |row| row.get(0))
+            .map_err(sqlite)?;
+        self.backlog = u64::try_from(backlog).unwrap_or(0);
+        Ok(seqs.len() as u64)
+    }
+}
+
+/// The dead letters that pass `filter` (its state and limit aside).
+fn dead_ids(connection: &Connection, filter: &Filter) -> rusqlite::Result<Vec<DeliveryId>> {
+    let mut statement = connection.prepare_cached(sql::DEAD_IDS)?;
+    let ids = statement
+        .query_map(
+            params![
+                filter.event,
+                filter.since.map(micros),
+                filter.before.map(micros)
+            ],
+            |row| rows::id_of(&row.get::<_, Vec<u8>>(0)?),
+        )?
+        .collect();
+    ids
+}
+
+fn answer_all(batch: Vec<Command>, error: &rusqlite::Error) {
+    for command in batch {
+        let _ = command.reply.send(Err(rows::error(error)));
+    }
+}
+
+fn now() -> i64 {
+    micros(SystemTime::now())
+}
+
+fn lease_id(lease: &Lease) -> &[u8] {
+    lease.id.as_bytes()
+}
+
+fn token(lease: &Lease) -> i64 {
+    i64::try_from(lease.token).unwrap_or(i64::MAX)
+}
+
+fn lost(lease: &Lease) -> StoreError {
+    StoreError::LeaseLost(lease.id.short())
+}
