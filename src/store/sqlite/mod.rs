@@ -5,6 +5,7 @@
 //! (inserts from many requests, the worker's claims and results) into one transaction and one
 //! fsync, then answers each (group commit); reads use their own connections.
 
+mod owners;
 mod rows;
 mod sql;
 mod writer;
@@ -32,6 +33,7 @@ use crate::{
     },
 };
 
+use owners::Owners;
 use writer::{Command, Op, Outcome, Reply, Stats, Writer};
 
 /// How durably a commit is written (SQLite's `synchronous` setting).
@@ -141,6 +143,7 @@ pub struct SqliteStore {
 struct Shared {
     path: PathBuf,
     commands: Mutex<Option<mpsc::Sender<Command>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     notify: Arc<Notify>,
     stats: Arc<Stats>,
@@ -176,6 +179,14 @@ impl SqliteStore {
         let backlog: i64 = connection
             .query_row(sql::BACKLOG, [], |row| row.get(0))
             .map_err(failed)?;
+        let owners = Owners::register(&options.path).map_err(|error| {
+            StoreError::unavailable(format!(
+                "{}: cannot take an owner lock: {error}",
+                options.path.display()
+            ))
+        })?;
+        let owners = Arc::new(owners);
+        writer::recover(&connection, &owners).map_err(failed)?;
         let notify = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
         let (sender, receiver) = mpsc::channel();
@@ -187,8 +198,9 @@ impl SqliteStore {
             backlog: u64::try_from(backlog).unwrap_or(0),
             notify: Arc::clone(&notify),
             stats: Arc::clone(&stats),
+            owners,
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("printone-sqlite-writer".into())
             .spawn(move || writer.run())
             .map_err(|error| {
@@ -198,6 +210,7 @@ impl SqliteStore {
             shared: Arc::new(Shared {
                 path: options.path,
                 commands: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
                 notify,
                 stats,
@@ -286,6 +299,22 @@ impl Shared {
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
         if readers.len() < 4 {
             readers.push(connection);
+        }
+    }
+}
+
+impl Drop for Shared {
+    /// Lets the writer finish what it was sent, close the file and give up its owner lock.
+    fn drop(&mut self) {
+        let commands = self.commands.get_mut();
+        drop(commands.unwrap_or_else(PoisonError::into_inner).take());
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            let _ = writer.join();
         }
     }
 }

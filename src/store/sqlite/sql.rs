@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         attempts INTEGER NOT NULL DEFAULT 0,
         due_at INTEGER,
         token INTEGER NOT NULL DEFAULT 0,
+        owner INTEGER,
         last_error TEXT,
         finished_at INTEGER,
         body BLOB
@@ -50,13 +51,21 @@ pub(crate) const INSERT: &str = "INSERT INTO deliveries
     ON CONFLICT (id) DO NOTHING";
 
 pub(crate) const CLAIM: &str = "UPDATE deliveries
-    SET state = 1, attempts = attempts + 1, token = token + 1, due_at = ?2
+    SET state = 1, attempts = attempts + 1, token = token + 1, due_at = ?2, owner = ?4
     WHERE seq IN (
         SELECT seq FROM deliveries WHERE state IN (0, 1) AND due_at <= ?1
         ORDER BY due_at, seq LIMIT ?3
     )
     RETURNING seq, id, state, event, data_id, event_header, signature_header,
     secret_index, received_at, attempts, due_at, token, last_error, finished_at, body";
+
+/// The processes that hold leases now, other than `?1`.
+pub(crate) const LEASE_OWNERS: &str =
+    "SELECT DISTINCT owner FROM deliveries WHERE state = 1 AND owner IS NOT NULL AND owner != ?1";
+
+/// The leases of a process that died expire now: `?1` owner, `?2` now.
+pub(crate) const EXPIRE_LEASES_OF: &str =
+    "UPDATE deliveries SET due_at = ?2 WHERE state = 1 AND owner = ?1";
 
 pub(crate) const NEXT_DUE: &str = "SELECT min(due_at) FROM deliveries WHERE state IN (0, 1)";
 

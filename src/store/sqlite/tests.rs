@@ -285,3 +285,23 @@ async fn the_command_line_and_a_receiver_can_share_the_file() {
     let again = conformance::claim_one(&receiver).await;
     assert_eq!(again.attempt, 1);
 }
+
+#[tokio::test]
+async fn the_leases_of_a_store_that_is_gone_are_taken_at_once_on_the_next_open() {
+    let dir = TempDir::new();
+    let first = SqliteStore::open(dir.file()).unwrap();
+    first.insert(&delivery(1, "e")).await.unwrap();
+    let held = first.claim(1, Duration::from_secs(600)).await.unwrap();
+    assert_eq!(held.claimed.len(), 1);
+    let live = SqliteStore::open(dir.file()).unwrap();
+    let claim = live.claim(1, Duration::from_secs(600)).await.unwrap();
+    assert!(
+        claim.claimed.is_empty(),
+        "a live owner's lease is respected"
+    );
+    drop(live);
+    drop(first);
+    let next = SqliteStore::open(dir.file()).unwrap();
+    let again = conformance::claim_one(&next).await;
+    assert_eq!(again.attempt, 2, "the interrupted attempt counts");
+}

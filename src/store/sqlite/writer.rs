@@ -14,6 +14,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::{
     core::delivery::Delivery,
+    store::sqlite::owners::Owners,
     store::{
         error::StoreError,
         record::{Attempt, Claim, Claimed, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
@@ -83,6 +84,7 @@ pub(crate) struct Writer {
     pub(crate) backlog: u64,
     pub(crate) notify: Arc<Notify>,
     pub(crate) stats: Arc<Stats>,
+    pub(crate) owners: Arc<Owners>,
 }
 
 /// What one command changed, applied once the commit succeeded.
@@ -267,7 +269,7 @@ impl Writer {
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let mut found = statement
             .query_map(
-                params![micros(now), micros(expires_at), limit],
+                params![micros(now), micros(expires_at), limit, self.owners.me()],
                 rows::delivery,
             )
             .map_err(sqlite)?
@@ -399,8 +401,31 @@ impl Writer {
             .query_row(sql::BACKLOG, [], |row| row.get(0))
             .map_err(sqlite)?;
         self.backlog = u64::try_from(backlog).unwrap_or(0);
+        recover(connection, &self.owners).map_err(sqlite)?;
         Ok(seqs.len() as u64)
     }
+}
+
+/// Lets the leases of processes that died expire now, so their deliveries are taken at once
+/// instead of when the leases run out.
+pub(crate) fn recover(connection: &Connection, owners: &Owners) -> rusqlite::Result<()> {
+    let others = connection
+        .prepare_cached(sql::LEASE_OWNERS)?
+        .query_map(params![owners.me()], |row| row.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for owner in others {
+        if owners.is_dead(owner) {
+            let expired = connection
+                .prepare_cached(sql::EXPIRE_LEASES_OF)?
+                .execute(params![owner, now()])?;
+            tracing::warn!(
+                expired,
+                "a process holding deliveries died; they are taken again now"
+            );
+            owners.forget(owner);
+        }
+    }
+    Ok(())
 }
 
 /// The dead letters that pass `filter` (its state and limit aside).
