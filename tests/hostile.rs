@@ -1,5 +1,6 @@
-//! Hostile HTTP against a real server on loopback: axum with the layer `in_background` and a
-//! `Worker`, driven by raw bytes on a `TcpStream` so that malformed HTTP can be sent.
+//! Hostile HTTP against a real server on loopback: axum with `VerifyLayer::store_in` a
+//! `MemoryStore` and a `Worker` on that store, driven by raw bytes on a `TcpStream` so that
+//! malformed HTTP can be sent.
 //!
 //! Every case names the status it expects. After every case the same server must still answer
 //! an authentic delivery with 200. Where hyper itself refuses a request before the layer sees it
@@ -14,16 +15,18 @@ use std::{
     net::SocketAddr,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc,
+        Arc, Mutex, PoisonError,
     },
     time::Duration,
 };
 
-use axum::{routing::post, Router};
-use common::{order_body, signature_of};
+use axum::Router;
+use common::{order_body, signature_of, within, PATIENCE};
 use printone_webhooks::{
-    Claim, DedupeStore, Delivery, MemoryStore, Metrics, RetryPolicy, Signature, StoreFuture,
-    Verifier, VerifyLayer, Worker, WorkerHandle, DEFAULT_DEDUPE_WINDOW,
+    store::{Counts, DeliveryId, DeliveryState, Filter, MemoryStore, Store as _},
+    tower::VerifyLayer,
+    worker::{Metrics, RetryPolicy, Worker, WorkerHandle, WorkerReport},
+    BoxError, Delivery, Signature, Verifier,
 };
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
@@ -36,33 +39,17 @@ const ROUTE: &str = "/webhooks/printone";
 const LIMIT: usize = 64 * 1024;
 /// The body deadline of the server under test.
 const DEADLINE: Duration = Duration::from_millis(1500);
-/// The longest any read of a reply may take before the test fails instead of hanging.
-const PATIENCE: Duration = Duration::from_secs(10);
 
-/// The de-duplication store, shared with the test so that its size can be read.
-#[derive(Clone)]
-struct SharedStore(Arc<MemoryStore>);
-
-impl DedupeStore for SharedStore {
-    fn claim<'a>(&'a self, id: &'a Signature) -> StoreFuture<'a, Claim> {
-        self.0.claim(id)
-    }
-
-    fn confirm<'a>(&'a self, id: &'a Signature) -> StoreFuture<'a, ()> {
-        self.0.confirm(id)
-    }
-
-    fn release<'a>(&'a self, id: &'a Signature) -> StoreFuture<'a, ()> {
-        self.0.release(id)
-    }
-}
+/// What the worker's handler saw: the `data.id` of every delivery it handled, in order (`None`
+/// for a body without one).
+type Handled = Arc<Mutex<Vec<Option<String>>>>;
 
 /// A receiver as the README recommends, with a small limit and a short deadline.
 struct Server {
     addr: SocketAddr,
     metrics: Metrics,
-    store: Arc<MemoryStore>,
-    handled: Arc<AtomicUsize>,
+    store: MemoryStore,
+    handled: Handled,
     worker: WorkerHandle,
     next_id: AtomicUsize,
 }
@@ -70,27 +57,32 @@ struct Server {
 impl Server {
     async fn start() -> Self {
         let metrics = Metrics::new();
-        let store = Arc::new(MemoryStore::new(DEFAULT_DEDUPE_WINDOW, 10_000));
-        let (queue, worker) = Worker::new(8).expect("a non-zero capacity");
-        let worker = worker
+        let store = MemoryStore::new();
+        let handled = Handled::default();
+        let seen = Arc::clone(&handled);
+        let on_delivery = move |delivery: Delivery| {
+            let seen = Arc::clone(&seen);
+            async move {
+                // Parse what arrived, as a real handler would; an unparseable body is not an
+                // error here.
+                let _ = delivery.event();
+                let (_, data_id) = delivery.summary();
+                seen.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(data_id);
+                Ok::<(), BoxError>(())
+            }
+        };
+        let worker = Worker::new(store.clone(), on_delivery)
             .with_concurrency(2)
             .with_retry(RetryPolicy::none())
             .with_metrics(metrics.clone())
             .spawn();
-        let handled = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&handled);
-        let route = move |delivery: Delivery| async move {
-            // Parse what arrived, as a real handler would; an unparseable body is not an error.
-            let _ = delivery.event();
-            counter.fetch_add(1, Ordering::SeqCst);
-        };
         let layer = VerifyLayer::new(Verifier::new(common::secret()))
             .with_max_body_bytes(LIMIT)
             .with_body_timeout(DEADLINE)
-            .with_metrics(metrics.clone())
-            .with_dedupe_store(SharedStore(Arc::clone(&store)))
-            .in_background(queue);
-        let app = Router::new().route(ROUTE, post(route).layer(layer));
+            .with_metrics(metrics.clone());
+        let app = Router::new().route_service(ROUTE, layer.store_in(store.clone()));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("the bound address");
         tokio::spawn(axum::serve(listener, app).into_future());
@@ -131,6 +123,32 @@ impl Server {
         let body = self.fresh_body();
         let reply = self.one(&post_signed(&body)).await;
         assert_eq!(reply.status, 200, "authentic delivery after case {after}");
+    }
+
+    /// How many deliveries the worker's handler ran on so far.
+    fn handled_count(&self) -> usize {
+        self.handled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    async fn counts(&self) -> Counts {
+        self.store.counts().await.expect("the memory store counts")
+    }
+
+    /// Waits until the worker has handled everything stored so far.
+    async fn settled(&self) -> Counts {
+        within("the worker to handle what is stored", async {
+            loop {
+                let counts = self.counts().await;
+                if counts.backlog() == 0 {
+                    return counts;
+                }
+                sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
     }
 }
 
@@ -294,7 +312,8 @@ async fn hostile_requests_get_their_documented_status_and_the_server_keeps_servi
     other_requests(&server, &body, &valid).await;
 
     let report = finish(server).await;
-    assert_eq!(report.failed, 0);
+    assert_eq!(report.attempts_failed, 0);
+    assert_eq!(report.dead_lettered, 0);
 }
 
 /// Missing, empty, repeated, conflicting, non-ASCII and huge signature headers.
@@ -533,11 +552,13 @@ async fn authentic_bodies(server: &Server) {
         "[".repeat(depth),
         "]".repeat(depth)
     );
-    let before = server.handled.load(Ordering::SeqCst);
     let reply = server.one(&post_signed(nested.as_bytes())).await;
     expect(server, "deeply nested JSON", &reply, 200).await;
-    wait_until("the nested body handled", || {
-        server.handled.load(Ordering::SeqCst) > before
+    let id = id_of(nested.as_bytes());
+    within("the nested body handled", async {
+        while stored_state(server, &id).await != Some(DeliveryState::Done) {
+            sleep(Duration::from_millis(10)).await;
+        }
     })
     .await;
 
@@ -547,14 +568,20 @@ async fn authentic_bodies(server: &Server) {
     let reply = server.one(&post_signed(&invalid)).await;
     expect(server, "invalid UTF-8 body", &reply, 200).await;
 
-    // 29. An exact re-delivery: 200, not queued again.
+    // 29. An exact re-delivery: 200, not stored again (so handled once, see `finish`).
     let again = server.fresh_body();
     let reply = server.one(&post_signed(&again)).await;
     expect(server, "first delivery", &reply, 200).await;
-    let duplicates = server.metrics.snapshot().duplicates;
+    let before = server.metrics.snapshot();
     let reply = server.one(&post_signed(&again)).await;
+    assert_eq!(reply.status, 200, "re-delivery");
+    let after = server.metrics.snapshot();
+    assert_eq!(after.duplicates, before.duplicates + 1);
+    assert_eq!(
+        after.accepted, before.accepted,
+        "the re-delivery is not stored"
+    );
     expect(server, "re-delivery", &reply, 200).await;
-    assert_eq!(server.metrics.snapshot().duplicates, duplicates + 1);
     // 30. Mixed-case header name and surrounding spaces and tabs: the same header.
     let body30 = server.fresh_body();
     let line = format!("X-Webhook-HMAC-SHA256: \t{} \t", signature_of(&body30));
@@ -603,15 +630,17 @@ async fn other_requests(server: &Server, body: &[u8], valid: &str) {
     expect(server, "folded header (hyper)", &reply, 400).await;
 }
 
-/// A flood of unauthenticated requests never reaches the queue or the de-duplication store.
+/// A flood of unauthenticated requests stores nothing, so the worker handles nothing forged.
 #[tokio::test]
-async fn a_flood_of_forged_deliveries_fills_neither_the_queue_nor_the_store() {
+async fn a_flood_of_forged_deliveries_stores_nothing_and_the_worker_handles_nothing_forged() {
     const CONNECTIONS: usize = 8;
     const PER_CONNECTION: usize = 50;
     let server = Arc::new(Server::start().await);
     server.assert_serving("start").await;
+    let stored = server.settled().await;
+    assert_eq!(stored.done, 1, "the authentic delivery was handled");
     let before = server.metrics.snapshot();
-    let remembered = server.store.len();
+    let handled_before = server.handled_count();
 
     let mut flood = tokio::task::JoinSet::new();
     for n in 0..CONNECTIONS {
@@ -634,7 +663,7 @@ async fn a_flood_of_forged_deliveries_fills_neither_the_queue_nor_the_store() {
             statuses
         });
     }
-    while let Some(statuses) = flood.join_next().await {
+    while let Some(statuses) = within("the flood", flood.join_next()).await {
         let statuses = statuses.expect("the flood task");
         assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
     }
@@ -646,14 +675,76 @@ async fn a_flood_of_forged_deliveries_fills_neither_the_queue_nor_the_store() {
         after.accepted, before.accepted,
         "no forged delivery accepted"
     );
+    assert_eq!(
+        after.duplicates, before.duplicates,
+        "nor taken for a re-delivery"
+    );
     assert_eq!(after.unavailable, before.unavailable, "no 503 either");
-    assert_eq!(after.queue_depth, 0, "nothing forged waits in the queue");
-    assert_eq!(server.store.len(), remembered, "nothing forged remembered");
+    assert_eq!(server.counts().await, stored, "nothing forged stored");
+    assert!(
+        stored_data_ids(&server)
+            .await
+            .iter()
+            .all(|id| !is_forged(id.as_deref())),
+        "no forged body in the store"
+    );
+    assert_eq!(
+        server.handled_count(),
+        handled_before,
+        "nothing more handled"
+    );
 
     server.assert_serving("the flood").await;
-    assert_eq!(server.store.len(), remembered + 1);
+    let counts = server.settled().await;
+    assert_eq!(
+        counts,
+        Counts {
+            done: stored.done + 1,
+            ..stored
+        },
+        "the authentic delivery after the flood is stored and handled"
+    );
     let server = Arc::into_inner(server).expect("the flood tasks are done");
-    finish(server).await;
+    let handled = Arc::clone(&server.handled);
+    let report = finish(server).await;
+    assert_eq!(report.handled, 2);
+    let handled = handled.lock().unwrap_or_else(PoisonError::into_inner);
+    assert!(
+        handled.iter().all(|id| !is_forged(id.as_deref())),
+        "the worker handled a forged delivery: {handled:?}"
+    );
+}
+
+fn is_forged(data_id: Option<&str>) -> bool {
+    data_id.is_some_and(|id| id.starts_with("ord_forged_"))
+}
+
+/// The `data.id` of every delivery the store holds, in any state.
+async fn stored_data_ids(server: &Server) -> Vec<Option<String>> {
+    let everything = Filter {
+        limit: usize::MAX,
+        ..Filter::default()
+    };
+    let stored = server
+        .store
+        .list(&everything)
+        .await
+        .expect("the store lists");
+    stored
+        .into_iter()
+        .map(|delivery| delivery.data_id)
+        .collect()
+}
+
+/// The store id of an authentic delivery of `body`.
+fn id_of(body: &[u8]) -> DeliveryId {
+    let signature = Signature::parse(signature_of(body)).expect("a valid signature");
+    DeliveryId::from_signature(&signature)
+}
+
+async fn stored_state(server: &Server, id: &DeliveryId) -> Option<DeliveryState> {
+    let stored = server.store.get(id).await.expect("the store reads");
+    stored.map(|delivery| delivery.state)
 }
 
 async fn expect(server: &Server, case: &str, reply: &Reply, status: u16) {
@@ -678,24 +769,34 @@ fn body_whose_signature_has_plus_or_slash(server: &Server) -> (Vec<u8>, String) 
     }
 }
 
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    timeout(PATIENCE, async {
-        while !done() {
-            sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
-
-/// Shuts the worker down; every accepted delivery was handled.
-async fn finish(server: Server) -> printone_webhooks::WorkerReport {
+/// Shuts the worker down once the server stored its last delivery: every accepted delivery was
+/// handled, once, and nothing is left.
+async fn finish(server: Server) -> WorkerReport {
     let accepted = server.metrics.snapshot().accepted;
-    let report = timeout(PATIENCE, server.worker.shutdown())
+    let report = within("the worker to stop", server.worker.shutdown())
         .await
-        .expect("the worker stops in time")
         .expect("the worker report");
     assert_eq!(report.handled, accepted);
-    assert_eq!(server.handled.load(Ordering::SeqCst) as u64, accepted);
+    assert_eq!(report.left, 0);
+    let counts = server
+        .store
+        .counts()
+        .await
+        .expect("the memory store counts");
+    assert_eq!(
+        (counts.backlog(), counts.done, counts.dead),
+        (0, accepted, 0),
+        "every stored delivery is done"
+    );
+    let handled = server
+        .handled
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    assert_eq!(handled.len() as u64, accepted);
+    let mut ids: Vec<&str> = handled.iter().filter_map(Option::as_deref).collect();
+    ids.sort_unstable();
+    let all = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "a delivery was handled twice: {handled:?}");
     report
 }

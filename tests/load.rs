@@ -1,7 +1,9 @@
-//! A bounded load test on a real server on loopback: thousands of distinct deliveries at high
-//! concurrency, a slow background handler and a small queue (so most first tries get 503 and
-//! are sent again, as Print.one does), re-deliveries of accepted bodies, a handler that always
-//! fails, then a graceful shutdown. No 200 may be lost and none may be doubled.
+//! A bounded load test on a real server on loopback: axum serving `VerifyLayer::store_in` a
+//! memory store that holds at most 16 waiting deliveries, and a worker on that store. Several
+//! clients send thousands of distinct deliveries at once, each sent again on 503 after the
+//! `Retry-After` it was given (as Print.one sends a refused delivery again), re-send some that
+//! were accepted, and a few deliveries always fail in the handler; then a graceful shutdown.
+//! No 200 may be lost and none may be handled twice.
 #![allow(clippy::unwrap_used)] // in this test crate a failed unwrap is a failed test
 
 mod common;
@@ -13,133 +15,155 @@ use std::{
     time::Duration,
 };
 
-use axum::{http::StatusCode, routing::post, Router};
+use axum::{http::StatusCode, Router};
 use bytes::Bytes;
-use common::{signature_of, within};
-use http_body_util::Full;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use printone_webhooks::{
-    Delivery, Metrics, RetryPolicy, Verifier, VerifyLayer, Worker, WorkerHandle, SIGNATURE_HEADER,
+use common::{order_body, signature_of, within};
+use http::header::RETRY_AFTER;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
 };
-use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+use printone_webhooks::{
+    store::{Counts, DeliveryState, Filter, MemoryStore, Store as _},
+    tower::VerifyLayer,
+    worker::{Handler, Metrics, RetryPolicy, Worker, WorkerHandle},
+    BoxError, Delivery, Verifier, SIGNATURE_HEADER,
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 const DELIVERIES: usize = 2_000;
+/// Every tenth delivery is sent again once it was accepted.
 const RESENT: usize = 200;
 const ALWAYS_FAILING: usize = 5;
-const CLIENT_CONCURRENCY: usize = 64;
-const MAX_TRIES: usize = 2_000;
+/// Waiting deliveries (pending or leased) the store holds before it answers 503.
+const CAPACITY: usize = 16;
+const WORKER_CONCURRENCY: usize = 8;
+/// Attempts at an always-failing delivery before it is dead-lettered.
+const ATTEMPTS: u32 = 3;
+/// Concurrent clients, each with its own connection, sending one delivery at a time.
+const CLIENTS: usize = 16;
+/// Sends of one delivery before the test gives up on it.
+const MAX_TRIES: usize = 200;
+/// How long a client waits for each second of `Retry-After`: the refusal is honoured on a
+/// scale that keeps the test within a few seconds.
+const RETRY_AFTER_SECOND: Duration = Duration::from_millis(10);
+/// Why the always-failing handler fails.
+const REASON: &str = "the fulfilment system refused the update";
+/// The longest the whole exchange may take before the test fails instead of hanging.
+const LOAD_PATIENCE: Duration = Duration::from_secs(60);
 
-type Counts = Arc<Mutex<HashMap<String, usize>>>;
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-fn body(id: &str, event: &str) -> Bytes {
-    Bytes::from(format!(
-        r#"{{"data":{{"id":"{id}"}},"event":"{event}","created_at":"2024-06-03T13:14:46.501Z"}}"#
-    ))
+/// One delivery to send: its `data.id`, its body, and whether it is sent again once accepted.
+#[derive(Clone)]
+struct Planned {
+    id: String,
+    body: Bytes,
+    resend: bool,
 }
 
-/// The slow background handler: counts each id it handles; `always_fails` never succeeds.
-async fn handle(delivery: Delivery, handled: Counts) -> StatusCode {
-    let event = delivery.event().expect("the load test sends envelopes");
-    if event.name() == "always_fails" {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    tokio::time::sleep(Duration::from_millis(1)).await;
-    let id = event
-        .data_id()
-        .expect("every delivery has an id")
-        .to_owned();
-    *handled.lock().unwrap().entry(id).or_default() += 1;
-    StatusCode::OK
+/// What one delivery got: the statuses of its sends, and of its re-sends when it had one.
+struct Sent {
+    id: String,
+    statuses: Vec<StatusCode>,
+    resent: Option<Vec<StatusCode>>,
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-/// Posts `body` until it is accepted, backing off on 503 as Print.one does; returns every
-/// status received.
-async fn send_one(client: &HttpClient, url: &str, body: Bytes) -> Vec<StatusCode> {
-    let mut statuses = Vec::new();
-    for _ in 0..MAX_TRIES {
-        let request = http::Request::post(url)
-            .header(SIGNATURE_HEADER, signature_of(&body))
-            .body(Full::new(body.clone()))
-            .unwrap();
-        let status = within("a response", client.request(request))
-            .await
-            .unwrap()
-            .status();
-        statuses.push(status);
-        if status != StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    statuses
-}
-
-/// Sends every `(id, body)` with bounded concurrency and returns each id's statuses.
-async fn send_all(
-    client: &HttpClient,
-    url: &str,
-    deliveries: Vec<(String, Bytes)>,
-) -> Vec<(String, StatusCode)> {
-    let permits = Arc::new(Semaphore::new(CLIENT_CONCURRENCY));
-    let mut sends = JoinSet::new();
-    for (id, body) in deliveries {
-        let (client, url, permits) = (client.clone(), url.to_owned(), Arc::clone(&permits));
-        sends.spawn(async move {
-            let _permit = permits.acquire_owned().await.unwrap();
-            let statuses = send_one(&client, &url, body).await;
-            statuses
-                .into_iter()
-                .map(move |status| (id.clone(), status))
-                .collect::<Vec<_>>()
+/// The 2 000 orders, with the 5 always-failing deliveries spread among them.
+fn plan() -> Vec<Planned> {
+    let mut plan: Vec<Planned> = (0..DELIVERIES)
+        .map(|i| {
+            let id = format!("ord_{i}");
+            Planned {
+                body: order_body(&id),
+                id,
+                resend: i % (DELIVERIES / RESENT) == 0,
+            }
+        })
+        .collect();
+    for k in 0..ALWAYS_FAILING {
+        let id = format!("bad_{k}");
+        let envelope = serde_json::json!({
+            "data": { "id": id },
+            "event": "always_fails",
+            "created_at": "2024-06-03T13:14:46.501Z",
         });
+        let body = Bytes::from(envelope.to_string());
+        let at = k * (DELIVERIES / ALWAYS_FAILING) + 1;
+        plan.insert(
+            at,
+            Planned {
+                id,
+                body,
+                resend: false,
+            },
+        );
     }
-    let mut statuses = Vec::new();
-    while let Some(sent) = sends.join_next().await {
-        statuses.extend(sent.unwrap());
-    }
-    statuses
+    plan
 }
 
-/// What the background side recorded.
-#[derive(Default)]
+/// What the background side saw, and the gate that holds the handler back until the backlog
+/// pushed back once (so that refusals are certain, whatever the machine's speed).
+#[derive(Clone)]
 struct Recorded {
-    handled: Counts,
-    dead_letters: Arc<Mutex<Vec<String>>>,
+    handled: Arc<Mutex<HashMap<String, usize>>>,
     metrics: Metrics,
+    gate: Arc<watch::Sender<bool>>,
 }
 
-/// Starts the receiver: a worker with a small queue, and the route in the background.
-async fn start(recorded: &Recorded) -> (String, Router, TcpListener, WorkerHandle) {
-    let (queue, worker) = Worker::new(16).unwrap();
-    let letters = Arc::clone(&recorded.dead_letters);
-    let worker = worker
-        .with_concurrency(8)
+impl Recorded {
+    fn new() -> Self {
+        Self {
+            handled: Arc::default(),
+            metrics: Metrics::new(),
+            gate: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    /// The handler: counts each `data.id` it handles; an `always_fails` delivery never succeeds.
+    fn handler(&self) -> impl Handler {
+        let handled = Arc::clone(&self.handled);
+        let gate = self.gate.subscribe();
+        move |delivery: Delivery| {
+            let handled = Arc::clone(&handled);
+            let mut gate = gate.clone();
+            async move {
+                // The sender lives as long as the test, so this only waits for the gate.
+                let _ = gate.wait_for(|open| *open).await;
+                let event = delivery.event()?;
+                if event.name() == "always_fails" {
+                    return Err(BoxError::from(REASON));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let id = event
+                    .data_id()
+                    .ok_or("a delivery without an id")?
+                    .to_owned();
+                *handled.lock().unwrap().entry(id).or_default() += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The receiver: the acknowledging service on a small store, and a worker on the same store.
+async fn start(
+    recorded: &Recorded,
+    store: &MemoryStore,
+) -> (String, Router, TcpListener, WorkerHandle) {
+    let worker = Worker::new(store.clone(), recorded.handler())
+        .with_concurrency(WORKER_CONCURRENCY)
         .with_metrics(recorded.metrics.clone())
         .with_retry(
-            RetryPolicy::new(3).with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
+            RetryPolicy::new(ATTEMPTS)
+                .with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
         )
-        .with_dead_letter(move |letter| {
-            let id = letter
-                .delivery()
-                .event()
-                .unwrap()
-                .data_id()
-                .unwrap()
-                .to_owned();
-            letters.lock().unwrap().push(id);
-            async {}
-        })
+        .with_shutdown_timeout(common::PATIENCE)
         .spawn();
-    let layer = VerifyLayer::new(Verifier::new(common::secret()))
-        .with_metrics(recorded.metrics.clone())
-        .in_background(queue);
-    let counts = Arc::clone(&recorded.handled);
-    let app = Router::new().route(
-        "/webhooks/printone",
-        post(move |delivery: Delivery| handle(delivery, Arc::clone(&counts))).layer(layer),
-    );
+    let layer =
+        VerifyLayer::new(Verifier::new(common::secret())).with_metrics(recorded.metrics.clone());
+    let app = Router::new().route_service("/webhooks/printone", layer.store_in(store.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/webhooks/printone",
@@ -148,104 +172,247 @@ async fn start(recorded: &Recorded) -> (String, Router, TcpListener, WorkerHandl
     (url, app, listener, worker)
 }
 
-fn deliveries() -> Vec<(String, Bytes)> {
-    let orders = (0..DELIVERIES).map(|i| (format!("ord_{i}"), "order_status_update"));
-    let failing = (0..ALWAYS_FAILING).map(|i| (format!("bad_{i}"), "always_fails"));
-    orders
-        .chain(failing)
-        .map(|(id, event)| {
-            let body = body(&id, event);
-            (id, body)
-        })
-        .collect()
+/// Posts `body` until it is answered with something other than 503, waiting out each refusal's
+/// `Retry-After` (scaled by [`RETRY_AFTER_SECOND`]); returns every status received.
+async fn send_until_answered(
+    client: &HttpClient,
+    url: &str,
+    id: &str,
+    body: &Bytes,
+    gate: &watch::Sender<bool>,
+) -> Vec<StatusCode> {
+    let mut statuses = Vec::new();
+    for _ in 0..MAX_TRIES {
+        let request = http::Request::post(url)
+            .header(SIGNATURE_HEADER, signature_of(body))
+            .body(Full::new(body.clone()))
+            .unwrap();
+        let response = within("a response", client.request(request)).await.unwrap();
+        let status = response.status();
+        let retry_after = response.headers().get(RETRY_AFTER).cloned();
+        within("the response body", response.into_body().collect())
+            .await
+            .unwrap();
+        statuses.push(status);
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            return statuses;
+        }
+        let seconds: u32 = retry_after
+            .unwrap_or_else(|| panic!("the 503 for {id} says when to come back"))
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(seconds >= 1, "Retry-After {seconds} for {id}");
+        // The backlog pushed back: let the worker make room from now on.
+        gate.send_replace(true);
+        tokio::time::sleep(RETRY_AFTER_SECOND * seconds).await;
+    }
+    panic!("{id} was refused {MAX_TRIES} times: {statuses:?}");
 }
 
-/// Each id that got at least one 200; asserts every other status was a 503.
-fn accepted_ids(statuses: &[(String, StatusCode)]) -> HashSet<String> {
-    for (id, status) in statuses {
-        assert!(
-            *status == StatusCode::OK || *status == StatusCode::SERVICE_UNAVAILABLE,
-            "{id} got {status}"
-        );
+/// One client: sends its deliveries one after another, each re-sent once accepted when planned.
+async fn client(url: String, planned: Vec<Planned>, gate: Arc<watch::Sender<bool>>) -> Vec<Sent> {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut sent = Vec::with_capacity(planned.len());
+    for delivery in planned {
+        let statuses =
+            send_until_answered(&client, &url, &delivery.id, &delivery.body, &gate).await;
+        let resent = if delivery.resend && statuses.last() == Some(&StatusCode::OK) {
+            Some(send_until_answered(&client, &url, &delivery.id, &delivery.body, &gate).await)
+        } else {
+            None
+        };
+        sent.push(Sent {
+            id: delivery.id,
+            statuses,
+            resent,
+        });
     }
-    statuses
-        .iter()
-        .filter(|(_, status)| *status == StatusCode::OK)
-        .map(|(id, _)| id.clone())
-        .collect()
+    sent
+}
+
+/// Runs [`CLIENTS`] clients at once, the deliveries dealt out among them in turn.
+async fn send_all(url: &str, plan: Vec<Planned>, gate: &Arc<watch::Sender<bool>>) -> Vec<Sent> {
+    let mut dealt: Vec<Vec<Planned>> = vec![Vec::new(); CLIENTS];
+    for (n, delivery) in plan.into_iter().enumerate() {
+        dealt[n % CLIENTS].push(delivery);
+    }
+    let mut clients = JoinSet::new();
+    for planned in dealt {
+        clients.spawn(client(url.to_owned(), planned, Arc::clone(gate)));
+    }
+    let mut sent = Vec::new();
+    while let Some(done) = clients.join_next().await {
+        sent.extend(done.unwrap());
+    }
+    sent
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_load_every_200_is_handled_exactly_once_and_every_refusal_is_503() {
-    let recorded = Recorded::default();
-    let (url, app, listener, worker) = start(&recorded).await;
+async fn under_load_every_200_is_handled_exactly_once_and_every_refusal_is_503_with_retry_after() {
+    let recorded = Recorded::new();
+    let store = MemoryStore::new().with_capacity(CAPACITY);
+    let (url, app, listener, worker) = start(&recorded, &store).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(async { stopped.await.unwrap_or(()) })
             .into_future(),
     );
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
-    let all = deliveries();
-    let resent = all[..RESENT].to_vec();
-    let statuses = within_long(send_all(&client, &url, all)).await;
-    let duplicates_before = recorded.metrics.snapshot().duplicates;
-    let resent_statuses = within_long(send_all(&client, &url, resent)).await;
+    let plan = plan();
+    let bodies: HashMap<String, Bytes> = plan
+        .iter()
+        .map(|planned| (planned.id.clone(), planned.body.clone()))
+        .collect();
+    let (watching, watched) = watch::channel(());
+    let largest_backlog = tokio::spawn(largest_backlog(store.clone(), watched));
+    let sent = tokio::time::timeout(LOAD_PATIENCE, send_all(&url, plan, &recorded.gate))
+        .await
+        .expect("the load finished in time");
+    drop(watching);
+    let largest_backlog = within("the backlog watch", largest_backlog).await.unwrap();
+    assert!(
+        largest_backlog <= CAPACITY as u64,
+        "the store held {largest_backlog} waiting deliveries, more than its capacity"
+    );
 
     stop.send(()).unwrap();
     within("the server to stop", server).await.unwrap().unwrap();
-    let report = within_long(worker.shutdown()).await.unwrap();
+    let report = within("the worker to stop", worker.shutdown())
+        .await
+        .unwrap();
 
-    let accepted = accepted_ids(&statuses);
-    assert_eq!(
-        accepted.len(),
-        DELIVERIES + ALWAYS_FAILING,
-        "every delivery got its 200 in the end"
-    );
-    let refused = statuses.len() - accepted.len();
-    assert!(refused > 0, "the small queue should have pushed back");
-
-    assert!(resent_statuses
-        .iter()
-        .all(|(_, status)| *status == StatusCode::OK));
+    let refused = assert_every_send_answered_200_after_503s(&sent);
+    assert!(refused > 0, "the small backlog should have pushed back");
     let snapshot = recorded.metrics.snapshot();
+    assert_eq!(sent.iter().filter(|d| d.resent.is_some()).count(), RESENT);
     assert_eq!(
-        snapshot.duplicates - duplicates_before,
-        RESENT as u64,
-        "re-deliveries handed over again"
+        snapshot.duplicates, RESENT as u64,
+        "every re-send is counted as a duplicate"
     );
-
-    let handled = recorded.handled.lock().unwrap();
-    assert_eq!(handled.len(), DELIVERIES);
-    for (id, count) in handled.iter() {
-        assert_eq!(*count, 1, "{id} was handled {count} times");
-    }
-    let dead_letters: HashSet<String> = recorded
-        .dead_letters
-        .lock()
-        .unwrap()
-        .iter()
-        .cloned()
-        .collect();
-    let failing: HashSet<String> = accepted
-        .iter()
-        .filter(|id| id.starts_with("bad_"))
-        .cloned()
-        .collect();
-    assert_eq!(
-        dead_letters, failing,
-        "the always-failing deliveries end in the dead-letter hook"
-    );
-    assert_eq!(report.dead_lettered, ALWAYS_FAILING as u64);
-
     assert_eq!(snapshot.accepted, (DELIVERIES + ALWAYS_FAILING) as u64);
-    assert_eq!(snapshot.unavailable, refused as u64);
+    assert_eq!(snapshot.unavailable, refused as u64, "every 503 is counted");
+    assert_eq!(snapshot.rejected_total(), 0);
+
+    assert_every_order_handled_once(&recorded, &sent);
     assert_eq!(snapshot.handled, DELIVERIES as u64);
+    assert_eq!(report.handled, DELIVERIES as u64);
+
+    // The always-failing deliveries were tried ATTEMPTS times, then dead-lettered.
+    let failing = ALWAYS_FAILING as u64;
+    let retries = failing * u64::from(ATTEMPTS - 1);
+    assert_eq!(report.dead_lettered, failing);
+    assert_eq!(report.attempts_failed, failing * u64::from(ATTEMPTS));
+    assert_eq!(report.attempts_panicked, 0);
+    assert_eq!(report.retries_scheduled, retries);
+    assert_eq!(snapshot.dead_lettered, failing);
+    assert_eq!(snapshot.retried, retries);
+    assert_dead_letters_kept_with_their_reason(&store, &bodies).await;
+
+    // Nothing is left behind.
+    assert_eq!(report.left, 0);
+    assert_eq!(
+        store.counts().await.unwrap(),
+        Counts {
+            pending: 0,
+            leased: 0,
+            done: DELIVERIES as u64,
+            dead: failing,
+        }
+    );
 }
 
-async fn within_long<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(120), future)
+/// The largest backlog (pending and leased) seen in the store until `stop` is dropped.
+async fn largest_backlog(store: MemoryStore, mut stop: watch::Receiver<()>) -> u64 {
+    let mut largest = 0;
+    loop {
+        largest = largest.max(store.counts().await.unwrap().backlog());
+        tokio::select! {
+            changed = stop.changed() => if changed.is_err() { return largest },
+            () = tokio::time::sleep(Duration::from_millis(1)) => {}
+        }
+    }
+}
+
+/// Asserts that every delivery and every re-send got its 200 in the end, after nothing but
+/// 503s; returns how many 503s there were in all.
+fn assert_every_send_answered_200_after_503s(sent: &[Sent]) -> usize {
+    assert_eq!(sent.len(), DELIVERIES + ALWAYS_FAILING);
+    let mut refused = 0;
+    for delivery in sent {
+        let sends = [Some(&delivery.statuses), delivery.resent.as_ref()];
+        for statuses in sends.into_iter().flatten() {
+            let (last, before) = statuses.split_last().unwrap();
+            assert_eq!(*last, StatusCode::OK, "{}: {statuses:?}", delivery.id);
+            assert!(
+                before.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+                "{}: {statuses:?}",
+                delivery.id,
+            );
+            refused += before.len();
+        }
+    }
+    refused
+}
+
+/// Asserts that the handler ran exactly once for every accepted order, and for nothing else.
+fn assert_every_order_handled_once(recorded: &Recorded, sent: &[Sent]) {
+    let orders: HashSet<&str> = sent
+        .iter()
+        .map(|d| d.id.as_str())
+        .filter(|id| id.starts_with("ord_"))
+        .collect();
+    assert_eq!(orders.len(), DELIVERIES);
+    let handled = recorded.handled.lock().unwrap();
+    assert_eq!(
+        handled.keys().map(String::as_str).collect::<HashSet<_>>(),
+        orders,
+        "every accepted order was handled, and nothing else"
+    );
+    for (id, times) in handled.iter() {
+        assert_eq!(*times, 1, "{id} was handled {times} times");
+    }
+}
+
+/// Asserts that the always-failing deliveries, and only they, stay in the store as dead
+/// letters, each with its body, its attempts and the handler's reason.
+async fn assert_dead_letters_kept_with_their_reason(
+    store: &MemoryStore,
+    bodies: &HashMap<String, Bytes>,
+) {
+    let dead = store
+        .list(&Filter {
+            state: Some(DeliveryState::Dead),
+            limit: usize::MAX,
+            ..Filter::default()
+        })
         .await
-        .expect("the load test finished in time")
+        .unwrap();
+    let dead_ids: HashSet<&str> = dead.iter().filter_map(|d| d.data_id.as_deref()).collect();
+    let expected: HashSet<String> = (0..ALWAYS_FAILING).map(|k| format!("bad_{k}")).collect();
+    assert_eq!(dead.len(), ALWAYS_FAILING);
+    assert_eq!(
+        dead_ids,
+        expected.iter().map(String::as_str).collect(),
+        "the always-failing deliveries are the dead letters"
+    );
+    for letter in &dead {
+        let id = letter.data_id.as_deref().unwrap();
+        assert_eq!(letter.event.as_deref(), Some("always_fails"), "{id}");
+        assert_eq!(letter.attempts, ATTEMPTS, "{id}");
+        assert_eq!(letter.last_error.as_deref(), Some(REASON), "{id}");
+        assert_eq!(
+            letter.body.as_ref(),
+            Some(&bodies[id]),
+            "{id} keeps its body"
+        );
+        let history = store.get(&letter.id).await.unwrap().unwrap().history;
+        assert_eq!(history.len(), ATTEMPTS as usize, "{id}");
+        assert!(
+            history.iter().all(|a| a.error.as_deref() == Some(REASON)),
+            "{id}: {history:?}"
+        );
+    }
 }
