@@ -25,7 +25,7 @@ use futures_util::stream;
 use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{Full, StreamBody};
-use printone_webhooks::{Verifier, VerifyLayer, SIGNATURE_HEADER};
+use printone_webhooks::{tower::VerifyLayer, Verifier, SIGNATURE_HEADER};
 use tokio::sync::Barrier;
 use tower::{Layer as _, ServiceExt as _};
 

@@ -7,7 +7,8 @@ use http_body_util::{BodyExt, Full};
 use printone_webhooks::{
     event::{BATCH_STATUS_UPDATE, ORDER_STATUS_UPDATE},
     test_util::{self, SignedRequest, TRIGGERS},
-    Event, Secret, Verifier, VerifyLayer, Webhook,
+    tower::{VerifyLayer, Webhook},
+    Event, Secret, Verifier,
 };
 use tower::{service_fn, ServiceExt};
 
@@ -120,9 +121,10 @@ async fn full_bytes_requests_work_with_a_plain_tower_service() {
 mod actix {
     use actix_web::{test, web, App, HttpResponse};
     use printone_webhooks::{
+        actix::{WebhookConfig, WebhookEvent},
         event::COUPON_CODE_USED,
         test_util::{self, SignedRequest},
-        Verifier, WebhookConfig, WebhookEvent,
+        Verifier,
     };
 
     use super::secret;

@@ -1,4 +1,5 @@
-//! The tower layer and its hand-off services, driven with `ServiceExt::oneshot` through the public API.
+//! The tower layer, and its store-backed service with a real memory store and worker, driven
+//! with `ServiceExt::oneshot` through the public API.
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::{
     fmt::Write as _,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     task::{Context, Poll},
@@ -21,8 +22,12 @@ use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCod
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt as _, Full, StreamBody};
 use printone_webhooks::{
-    sign, sign_raw, Delivery, Handoff, HandoffError, RetryPolicy, Secret, Verifier, VerifyLayer,
-    Worker, EVENT_HEADER, LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, WEBHOOK_EVENT_HEADER,
+    sign, sign_raw,
+    store::{Counts, DeliveryId, DeliveryState, Filter, MemoryStore, Store as _, StoredDelivery},
+    tower::{Acknowledge, Route, Verify, VerifyLayer},
+    worker::{Metrics, RetryPolicy, Worker},
+    BoxError, Delivery, Secret, SignatureHeader, Verifier, EVENT_HEADER, LEGACY_SIGNATURE_HEADER,
+    SIGNATURE_HEADER, WEBHOOK_EVENT_HEADER,
 };
 use tokio::sync::mpsc;
 use tower::{Layer as _, Service, ServiceExt as _};
@@ -112,7 +117,7 @@ async fn through_layer<B>(
 ) -> (Response<Full<Bytes>>, Recorder)
 where
     B: Body + Send + 'static,
-    B::Error: Into<printone_webhooks::BoxError>,
+    B::Error: Into<BoxError>,
 {
     let recorder = Recorder::default();
     let response = within(
@@ -433,116 +438,70 @@ async fn a_refusal_is_a_response_and_inner_service_errors_pass_through() {
     assert_eq!(failed.unwrap_err().to_string(), "inner failed");
 }
 
-#[tokio::test]
-async fn a_full_channel_answers_503_with_retry_after_and_the_receiver_gets_exactly_the_accepted_deliveries(
-) {
-    let layer = verify_layer().with_retry_after(Duration::from_secs(7));
-    let (service, mut receiver) = layer.channel(2).unwrap();
+/// The id the store gives a delivery of `body`: its MAC under the configured secret.
+fn id_of(body: &[u8]) -> DeliveryId {
+    DeliveryId::from_signature(&sign_raw(&secret(), body))
+}
 
-    let mut statuses = Vec::new();
-    for id in ["ord_q0", "ord_q1", "ord_q2", "ord_q3"] {
-        let response = service
-            .clone()
-            .oneshot(signed(&order_body(id)))
-            .await
-            .unwrap();
-        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-            assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+/// The store's record of the delivery of `body`.
+async fn record_of(store: &MemoryStore, body: &[u8]) -> StoredDelivery {
+    store
+        .get(&id_of(body))
+        .await
+        .expect("the memory store answers")
+        .expect("the delivery is stored")
+}
+
+/// Waits until the worker settled everything waiting in `store`.
+async fn until_drained(store: &MemoryStore) {
+    within("the backlog to drain", async {
+        while store.counts().await.expect("counts").backlog() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        statuses.push(response.status());
-    }
-    drop(service);
-
-    assert_eq!(
-        statuses,
-        [
-            StatusCode::OK,
-            StatusCode::OK,
-            StatusCode::SERVICE_UNAVAILABLE,
-            StatusCode::SERVICE_UNAVAILABLE
-        ]
-    );
-    let mut accepted = Vec::new();
-    while let Some(delivery) = within("the receiver", receiver.recv()).await {
-        accepted.push(delivery.into_body());
-    }
-    assert_eq!(accepted, [order_body("ord_q0"), order_body("ord_q1")]);
+    })
+    .await;
 }
 
-#[tokio::test]
-async fn a_channel_whose_receiver_is_gone_answers_503() {
-    let (service, receiver) = verify_layer().channel(4).unwrap();
-    drop(receiver);
-    let response = service
-        .oneshot(signed(&order_body("ord_closed")))
+/// Sends a signed delivery of `body` to `service` and returns the response.
+async fn deliver(service: &Verify<Acknowledge>, body: &Bytes) -> Response<Full<Bytes>> {
+    within("the response", service.clone().oneshot(signed(body)))
         .await
-        .unwrap();
-
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(response.headers().contains_key(header::RETRY_AFTER));
+        .expect("the service is infallible")
 }
 
-#[test]
-fn a_channel_or_queue_of_capacity_0_is_refused() {
-    assert!(verify_layer().channel(0).is_err());
-    assert!(Worker::new(0).is_err());
+/// Retries quickly, so that a test waits milliseconds for them.
+fn quick_retry(attempts: u32) -> RetryPolicy {
+    RetryPolicy::new(attempts).with_backoff(Duration::from_millis(1), Duration::from_millis(4))
 }
 
-/// A sink that fails or keeps the delivery, to show [`Handoff`] is the extension point.
-#[derive(Clone, Default)]
-struct Sink {
-    failing: bool,
-    kept: Arc<Mutex<Vec<Bytes>>>,
-}
-
-impl Handoff<Delivery> for Sink {
-    fn hand_off(
-        &self,
-        delivery: Delivery,
-    ) -> impl std::future::Future<Output = Result<(), HandoffError>> + Send {
-        let result = if self.failing {
-            Err(HandoffError::Failed("the store is down".into()))
-        } else {
-            self.kept
-                .lock()
-                .expect("sink lock")
-                .push(delivery.into_body());
-            Ok(())
-        };
-        std::future::ready(result)
+/// A handler reporting the `data.id` of each delivery it handles.
+fn reporting(
+    done: mpsc::UnboundedSender<String>,
+) -> impl Fn(Delivery) -> std::future::Ready<Result<(), BoxError>> + Send + Sync + 'static {
+    move |delivery: Delivery| {
+        let id = delivery
+            .summary()
+            .1
+            .expect("every test delivery has a data id");
+        done.send(id).expect("the test is listening");
+        std::future::ready(Ok(()))
     }
 }
 
-#[tokio::test]
-async fn a_custom_hand_off_gets_200_when_it_keeps_the_delivery_and_503_when_it_fails() {
-    let working = Sink::default();
-    let failing = Sink {
-        failing: true,
-        ..Sink::default()
-    };
-    let body = order_body("ord_sink");
-
-    let kept = verify_layer()
-        .hand_off_to(working.clone())
-        .oneshot(signed(&body))
-        .await
-        .unwrap();
-    let refused = verify_layer()
-        .hand_off_to(failing)
-        .oneshot(signed(&body))
-        .await
-        .unwrap();
-
-    assert_eq!(kept.status(), StatusCode::OK);
-    assert_eq!(*working.kept.lock().unwrap(), [body]);
-    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(refused.headers().contains_key(header::RETRY_AFTER));
+/// Everything `handled` received so far, sorted.
+fn drained(handled: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Ok(id) = handled.try_recv() {
+        seen.push(id);
+    }
+    seen.sort();
+    seen
 }
 
-/// A background route reporting each body it handles; it panics on a body containing `boom`
+/// A background route reporting each delivery it handles; it panics on a body containing `boom`
 /// and fails with 500 on one containing `fail`.
 fn background_route(
-    done: mpsc::UnboundedSender<Bytes>,
+    done: mpsc::UnboundedSender<Delivery>,
 ) -> impl Service<
     Request<Full<Bytes>>,
     Response = Response<Full<Bytes>>,
@@ -555,15 +514,15 @@ fn background_route(
         let done = done.clone();
         async move {
             let delivery = request.extensions().get::<Delivery>().cloned();
-            let body = delivery.expect("the route gets the delivery").into_body();
-            let text = String::from_utf8_lossy(&body).into_owned();
+            let delivery = delivery.expect("the route gets the delivery");
+            let text = String::from_utf8_lossy(delivery.body()).into_owned();
             assert!(!text.contains("boom"), "the route panicked on purpose");
             let status = if text.contains("fail") {
                 StatusCode::INTERNAL_SERVER_ERROR
             } else {
                 StatusCode::OK
             };
-            done.send(body).expect("the test is listening");
+            done.send(delivery).expect("the test is listening");
             let mut response = Response::new(Full::default());
             *response.status_mut() = status;
             Ok(response)
@@ -572,112 +531,346 @@ fn background_route(
 }
 
 #[tokio::test]
-async fn in_background_answers_200_first_and_runs_the_route_after() {
-    let (queue, worker) = Worker::new(4).unwrap();
-    let (done, mut handled) = mpsc::unbounded_channel();
-    let service = verify_layer()
-        .in_background(queue)
-        .layer(background_route(done));
+async fn a_stored_delivery_is_answered_200_and_then_handled_by_the_worker() {
+    let store = MemoryStore::new();
+    let service = verify_layer().store_in(store.clone());
     let body = order_body("ord_background");
 
-    let response = within("the 200", service.oneshot(signed(&body)))
-        .await
-        .unwrap();
+    let response = deliver(&service, &body).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        handled.try_recv().is_err(),
-        "the route ran before the worker was started"
-    );
+    let stored = record_of(&store, &body).await;
+    assert_eq!(stored.state, DeliveryState::Pending);
+    assert_eq!(stored.attempts, 0);
+    assert_eq!(stored.body.as_ref(), Some(&body));
+    assert_eq!(stored.event.as_deref(), Some("order_status_update"));
+    assert_eq!(stored.data_id.as_deref(), Some("ord_background"));
+    assert_eq!(stored.event_header.as_deref(), Some("order_status_update"));
+    assert_eq!(stored.signature_header, SignatureHeader::Current);
+    assert_eq!(stored.secret_index, 0);
 
-    let worker = worker.spawn();
-    assert_eq!(within("the route", handled.recv()).await, Some(body));
+    // Only now does anything handle it: the 200 did not wait for a handler.
+    let (done, mut handled) = mpsc::unbounded_channel();
+    let worker = Worker::new(store.clone(), Route::new(background_route(done))).spawn();
+    let seen = within("the route", handled.recv())
+        .await
+        .expect("the route ran");
+    assert_eq!(seen.body(), &body);
+    assert_eq!(seen.event_header(), Some("order_status_update"));
+    assert_eq!(seen.id(), id_of(&body).short());
+
     let report = within("the worker", worker.shutdown()).await.unwrap();
-    assert_eq!((report.handled, report.failed, report.panicked), (1, 0, 0));
+    assert_eq!(
+        (
+            report.handled,
+            report.attempts_failed,
+            report.attempts_panicked,
+            report.left
+        ),
+        (1, 0, 0, 0)
+    );
+    let handled = record_of(&store, &body).await;
+    assert_eq!((handled.state, handled.attempts), (DeliveryState::Done, 1));
+    assert_eq!(handled.body, None, "a handled delivery keeps only its id");
 }
 
 #[tokio::test]
-async fn a_panicking_background_route_is_counted_and_the_worker_keeps_going() {
-    let (queue, worker) = Worker::new(8).unwrap();
-    // Without retries each delivery is attempted once, so the counts are exact.
-    let worker = worker.with_retry(RetryPolicy::none()).spawn();
-    let (done, mut handled) = mpsc::unbounded_channel();
+async fn a_redelivery_is_answered_200_and_handled_once() {
+    let metrics = Metrics::new();
+    let store = MemoryStore::new();
     let service = verify_layer()
-        .in_background(queue)
-        .layer(background_route(done));
+        .with_metrics(metrics.clone())
+        .store_in(store.clone());
+    let body = order_body("ord_again");
 
-    for id in ["ord_boom", "ord_fail", "ord_after"] {
-        let response = service
-            .clone()
-            .oneshot(signed(&order_body(id)))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{id}");
+    for attempt in ["first", "re-delivery while pending"] {
+        let response = deliver(&service, &body).await;
+        assert_eq!(response.status(), StatusCode::OK, "{attempt}");
+    }
+    assert_eq!(store.counts().await.unwrap().pending, 1);
+
+    let (done, mut handled) = mpsc::unbounded_channel();
+    let worker = Worker::new(store.clone(), reporting(done))
+        .with_metrics(metrics.clone())
+        .spawn();
+    assert_eq!(
+        within("the handler", handled.recv()).await.as_deref(),
+        Some("ord_again")
+    );
+    until_drained(&store).await;
+
+    // Once handled, the same body (here under the legacy header name) is still recognised.
+    let legacy = post(
+        &[(LEGACY_SIGNATURE_HEADER, &signature_of(&body))],
+        Full::new(body.clone()),
+    );
+    let response = within("the response", service.clone().oneshot(legacy))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "re-delivery once handled"
+    );
+
+    let report = within("the worker", worker.shutdown()).await.unwrap();
+    assert_eq!(report.handled, 1);
+    assert!(handled.try_recv().is_err(), "the re-delivery was handled");
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.backlog(), counts.done), (0, 1));
+    let snapshot = metrics.snapshot();
+    assert_eq!(
+        (snapshot.accepted, snapshot.duplicates, snapshot.handled),
+        (1, 2, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_full_backlog_answers_503_with_retry_after_and_the_resend_is_accepted_once_the_worker_made_room(
+) {
+    let store = MemoryStore::new().with_capacity(2);
+    let layer = verify_layer().with_retry_after(Duration::from_secs(7));
+    let service = layer.store_in(store.clone());
+    let ids = ["ord_q0", "ord_q1", "ord_q2", "ord_q3"];
+
+    let mut statuses = Vec::new();
+    for id in ids {
+        let response = deliver(&service, &order_body(id)).await;
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(response.headers()[header::RETRY_AFTER], "7", "{id}");
+        }
+        statuses.push(response.status());
     }
     assert_eq!(
-        within("the failing route", handled.recv()).await,
-        Some(order_body("ord_fail"))
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE
+        ]
     );
-    assert_eq!(
-        within("the route after the panic", handled.recv()).await,
-        Some(order_body("ord_after"))
-    );
+    let waiting = store.list(&Filter::default()).await.unwrap();
+    let mut stored: Vec<_> = waiting.iter().filter_map(|d| d.data_id.clone()).collect();
+    stored.sort();
+    assert_eq!(stored, ["ord_q0", "ord_q1"], "only the 200s are stored");
+    assert_eq!(layer.metrics().snapshot().unavailable, 2);
 
-    drop(service);
+    let (done, mut handled) = mpsc::unbounded_channel();
+    let worker = Worker::new(store.clone(), reporting(done)).spawn();
+    until_drained(&store).await;
+    for id in &ids[2..] {
+        let response = deliver(&service, &order_body(id)).await;
+        assert_eq!(response.status(), StatusCode::OK, "the re-sent {id}");
+    }
+
     let report = within("the worker", worker.shutdown()).await.unwrap();
-    assert_eq!(report.handled, 1, "{report:?}");
-    assert_eq!(report.panicked, 1, "{report:?}");
+    assert_eq!((report.handled, report.left), (4, 0));
+    assert_eq!(drained(&mut handled), ids, "each delivery handled once");
+}
+
+#[tokio::test]
+async fn a_store_of_capacity_0_still_holds_one_delivery() {
+    let store = MemoryStore::new().with_capacity(0);
+    let service = verify_layer().store_in(store.clone());
+
+    let first = deliver(&service, &order_body("ord_only")).await;
+    let second = deliver(&service, &order_body("ord_second")).await;
+
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(second.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(store.counts().await.unwrap().pending, 1);
+}
+
+#[tokio::test]
+async fn a_refused_delivery_is_never_stored() {
+    let store = MemoryStore::new();
+    let service = verify_layer().store_in(store.clone());
+    let body = order_body("ord_refused");
+    let mut tampered = signed(&body);
+    *tampered.body_mut() = Full::new(order_body("ord_refuseD"));
+    let unsigned = post(
+        &[(EVENT_HEADER, "order_status_update")],
+        Full::new(body.clone()),
+    );
+    let mut get = signed(&body);
+    *get.method_mut() = Method::GET;
+
+    for (request, status) in [
+        (tampered, StatusCode::UNAUTHORIZED),
+        (unsigned, StatusCode::UNAUTHORIZED),
+        (get, StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let response = within("the response", service.clone().oneshot(request))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+    }
+    assert_eq!(store.counts().await.unwrap(), Counts::default());
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_retried_and_then_succeeds() {
+    // A route that answers 503 twice, as a handler whose database is briefly down would.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let flaky = tower::service_fn(move |_: Request<Full<Bytes>>| {
+        let call = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let mut response = Response::new(Full::<Bytes>::default());
+            if call < 2 {
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let store = MemoryStore::new();
+    let service = verify_layer().store_in(store.clone());
+    let body = order_body("ord_flaky");
+    assert_eq!(deliver(&service, &body).await.status(), StatusCode::OK);
+
+    let worker = Worker::new(store.clone(), Route::new(flaky))
+        .with_retry(quick_retry(5))
+        .spawn();
+    let report = within("the worker", worker.shutdown()).await.unwrap();
+
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(
-        report.failed, 2,
+        (
+            report.handled,
+            report.attempts_failed,
+            report.retries_scheduled,
+            report.dead_lettered
+        ),
+        (1, 2, 2, 0)
+    );
+    let record = record_of(&store, &body).await;
+    assert_eq!((record.state, record.attempts), (DeliveryState::Done, 3));
+    let errors: Vec<_> = record.history.iter().map(|a| a.error.as_deref()).collect();
+    let unavailable = Some("the route answered 503 Service Unavailable");
+    assert_eq!(errors, [unavailable, unavailable, None]);
+    assert_eq!(record.last_error, None);
+}
+
+#[tokio::test]
+async fn a_panicking_route_is_counted_and_the_worker_keeps_going() {
+    let store = MemoryStore::new();
+    let service = verify_layer().store_in(store.clone());
+    for id in ["ord_boom", "ord_fail", "ord_after"] {
+        let response = deliver(&service, &order_body(id)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{id}");
+    }
+
+    // Without retries each delivery is attempted once, so the counts are exact.
+    let (done, mut handled) = mpsc::unbounded_channel();
+    let worker = Worker::new(store.clone(), Route::new(background_route(done)))
+        .with_retry(RetryPolicy::none())
+        .spawn();
+    let report = within("the worker", worker.shutdown()).await.unwrap();
+
+    assert_eq!(report.handled, 1, "{report:?}");
+    assert_eq!(report.attempts_panicked, 1, "{report:?}");
+    assert_eq!(
+        report.attempts_failed, 2,
         "failed attempts include the panic: {report:?}"
     );
     assert_eq!(report.dead_lettered, 2, "{report:?}");
+    let mut reached: Vec<_> = std::iter::from_fn(|| handled.try_recv().ok())
+        .map(Delivery::into_body)
+        .collect();
+    reached.sort();
+    assert_eq!(reached, [order_body("ord_after"), order_body("ord_fail")]);
+
+    let boom = record_of(&store, &order_body("ord_boom")).await;
+    assert_eq!(boom.state, DeliveryState::Dead);
+    assert_eq!(boom.last_error.as_deref(), Some("the handler panicked"));
+    let fail = record_of(&store, &order_body("ord_fail")).await;
+    assert_eq!(fail.state, DeliveryState::Dead);
+    assert_eq!(
+        fail.last_error.as_deref(),
+        Some("the route answered 500 Internal Server Error")
+    );
+    let after = record_of(&store, &order_body("ord_after")).await;
+    assert_eq!(after.state, DeliveryState::Done);
 }
 
+#[cfg(feature = "axum")]
 #[tokio::test]
-async fn after_worker_shutdown_in_background_answers_503() {
-    let (queue, worker) = Worker::new(4).unwrap();
-    let (done, _handled) = mpsc::unbounded_channel();
-    let service = verify_layer()
-        .in_background(queue)
-        .layer(background_route(done));
-    let report = within("the worker", worker.spawn().shutdown())
-        .await
-        .unwrap();
-    assert_eq!(report.handled, 0);
+async fn a_body_that_does_not_parse_as_the_routes_webhook_type_is_dead_lettered_at_the_first_attempt(
+) {
+    use printone_webhooks::{tower::Webhook, Event};
 
-    let response = service
-        .oneshot(signed(&order_body("ord_late")))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(response.headers().contains_key(header::RETRY_AFTER));
-}
-
-#[tokio::test]
-async fn a_hand_off_service_used_without_the_layer_answers_500() {
-    let body = order_body("ord_unverified");
-    let (channel, mut receiver) = verify_layer().channel(4).unwrap();
-    let bare_channel = channel.into_inner();
-    let response = bare_channel.oneshot(signed(&body)).await.unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(
-        receiver.try_recv().is_err(),
-        "an unverified delivery was handed over"
+    // Authentic, and an order_status_update, but `isBillable` is not a boolean.
+    let body = Bytes::from_static(
+        br#"{"data":{"id":"ord_shapeless","isBillable":"yes"},"event":"order_status_update"}"#,
+    );
+    let called = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&called);
+    let route = axum::routing::post(move |Webhook(_): Webhook<Event>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(())
+    });
+    let store = MemoryStore::new();
+    let service = verify_layer().store_in(store.clone());
+    assert_eq!(
+        deliver(&service, &body).await.status(),
+        StatusCode::OK,
+        "the intake stores authentic bodies without parsing them"
     );
 
-    let (queue, worker) = Worker::new(4).unwrap();
-    let (done, mut handled) = mpsc::unbounded_channel();
-    let bare_background = verify_layer()
-        .in_background(queue)
-        .layer(background_route(done))
-        .into_inner();
-    let response = bare_background.oneshot(signed(&body)).await.unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let report = within("the worker", worker.spawn().shutdown())
+    let worker = Worker::new(store.clone(), Route::new(route))
+        .with_retry(quick_retry(5))
+        .spawn();
+    let report = within("the worker", worker.shutdown()).await.unwrap();
+
+    assert_eq!(called.load(Ordering::SeqCst), 0, "the handler ran");
+    assert_eq!(
+        (
+            report.dead_lettered,
+            report.attempts_failed,
+            report.retries_scheduled,
+            report.handled
+        ),
+        (1, 1, 0, 0)
+    );
+    let dead = store
+        .list(&Filter {
+            state: Some(DeliveryState::Dead),
+            ..Filter::default()
+        })
         .await
         .unwrap();
-    assert_eq!(report.handled + report.failed + report.panicked, 0);
-    assert!(handled.try_recv().is_err());
+    assert_eq!(dead.len(), 1);
+    let dead = &dead[0];
+    assert_eq!(dead.id, id_of(&body));
+    assert_eq!(dead.attempts, 1);
+    assert_eq!(dead.event.as_deref(), Some("order_status_update"));
+    assert_eq!(dead.data_id.as_deref(), Some("ord_shapeless"));
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("the route answered 422 Unprocessable Entity")
+    );
+    assert_eq!(
+        dead.body.as_ref(),
+        Some(&body),
+        "a dead letter keeps its body"
+    );
+}
+
+#[tokio::test]
+async fn store_in_used_without_the_layer_answers_500_and_stores_nothing() {
+    let store = MemoryStore::new();
+    let bare = verify_layer().store_in(store.clone()).into_inner();
+
+    let response = within(
+        "the response",
+        bare.oneshot(signed(&order_body("ord_bare"))),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(store.counts().await.unwrap(), Counts::default());
 }
 
 #[tokio::test]
