@@ -26,16 +26,32 @@ use crate::{
 /// A 2xx answer is success. A 408, 429 or 5xx answer, or a service error, is a failed attempt
 /// that is retried; any other 4xx (for example the 422 of a body that does not parse as the
 /// route's `Webhook<T>`) is [`Permanent`]: no retry can fix it, so it is dead-lettered at once.
+///
+/// The request goes to `/`, which is what a `MethodRouter` (`post(handler)`) or a service
+/// serves; give a whole `Router` the path it mounts the route at with [`Route::with_path`]
+/// (a 404 would be a permanent failure).
 pub struct Route<S> {
     service: Mutex<S>,
+    path: http::Uri,
 }
 
 impl<S> Route<S> {
-    /// Runs `service` for every delivery.
+    /// Runs `service` for every delivery, calling it at `/`.
     pub fn new(service: S) -> Self {
         Self {
             service: Mutex::new(service),
+            path: http::Uri::from_static("/"),
         }
+    }
+
+    /// Calls the service at `path` (a `Router`'s route, say `/webhooks/printone`).
+    ///
+    /// # Errors
+    ///
+    /// The [`http::uri::InvalidUri`] error when `path` is not a valid request path.
+    pub fn with_path(mut self, path: &str) -> Result<Self, http::uri::InvalidUri> {
+        self.path = path.parse()?;
+        Ok(self)
     }
 }
 
@@ -57,7 +73,8 @@ where
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let request = request_for(delivery);
+        let mut request = request_for(delivery);
+        *request.uri_mut() = self.path.clone();
         Box::pin(async move {
             poll_fn(|cx| service.poll_ready(cx))
                 .await

@@ -40,6 +40,20 @@ verification result with its reason (and the likely cause of a failure), and the
 pretty JSON. Valid deliveries get 200; refused ones get the status the library's layer answers \
 (401, 405, 408, 413), so failed verifications show up too. Stop it with Ctrl-C.";
 
+const DELIVERIES_HELP: &str = "\
+Manages the deliveries a receiver stored (--store, or $PRINTONE_STORE; the same URL as the \
+example receivers' PRINTONE_STORE, default sqlite:printone-webhooks.db). Works while a \
+receiver runs on the same file: a replayed dead letter is picked up by the running worker.";
+
+/// The exit codes of `deliveries`.
+pub(crate) const DELIVERIES_EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  no delivery has that id (or the prefix is ambiguous), or an id to replay is no dead letter
+  2  usage or configuration error, or the store cannot be opened (the message names the path \
+and the cause)
+  3  the store failed while reading or writing";
+
 /// `printone-webhooks`: sign, verify, send and receive Print.one webhooks.
 #[derive(Debug, Parser)]
 #[command(
@@ -56,7 +70,7 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// The four commands.
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Print the signature of a body (the base64 value only)
@@ -71,6 +85,102 @@ pub(crate) enum Command {
     /// Run a local verifying receiver that prints every delivery
     #[command(long_about = LISTEN_HELP, after_help = EXIT_CODES)]
     Listen(ListenArgs),
+    /// List, inspect, replay and purge the deliveries in a receiver's store
+    #[command(long_about = DELIVERIES_HELP, after_help = DELIVERIES_EXIT_CODES)]
+    Deliveries(DeliveriesArgs),
+}
+
+/// `deliveries [--store URL] <list|show|replay|purge>`.
+#[derive(Debug, Args)]
+pub(crate) struct DeliveriesArgs {
+    /// The store: `sqlite:PATH` (the file a receiver uses; it must exist).
+    #[arg(
+        long,
+        env = "PRINTONE_STORE",
+        value_name = "URL",
+        default_value = "sqlite:printone-webhooks.db",
+        global = true
+    )]
+    pub(crate) store: String,
+    #[command(subcommand)]
+    pub(crate) command: DeliveriesCommand,
+}
+
+/// What to do with the stored deliveries.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeliveriesCommand {
+    /// One line per delivery, newest first: id, state, event, data id, attempts, received, last reason
+    List(ListDeliveriesArgs),
+    /// One delivery: its headers, its body pretty-printed and every attempt
+    Show {
+        /// The delivery id, or a prefix of it (at least 4 hex characters).
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Make dead letters pending again, attempts reset (a running receiver picks them up)
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_dead"])))]
+    Replay {
+        /// Dead letters to replay, by id or id prefix.
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
+        /// Replay every dead letter (of `--event`, when given).
+        #[arg(long)]
+        all_dead: bool,
+        /// With `--all-dead`: only the dead letters of this event.
+        #[arg(long, value_name = "NAME", requires = "all_dead")]
+        event: Option<String>,
+    },
+    /// Remove handled deliveries and dead letters that finished before a time
+    Purge {
+        /// How old a finished delivery must be to go: `90s`, `30m`, `12h`, `7d`, `1d12h`.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: std::time::Duration,
+    },
+}
+
+/// `deliveries list [--state STATE] [--event NAME] [--limit N]`.
+#[derive(Debug, Args)]
+pub(crate) struct ListDeliveriesArgs {
+    /// Only deliveries in this state.
+    #[arg(long, value_name = "STATE", value_parser = ["pending", "leased", "dead", "done"])]
+    pub(crate) state: Option<String>,
+    /// Only deliveries of this event.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) event: Option<String>,
+    /// At most this many lines.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub(crate) limit: usize,
+}
+
+/// A duration as `90s`, `30m`, `12h`, `7d` or a sum such as `1d12h`.
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("{text:?} is not a duration such as 90s, 30m, 12h, 7d or 1d12h");
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(invalid()),
+        };
+        let amount: u64 = digits.parse().map_err(|_| invalid())?;
+        total = amount
+            .checked_mul(unit)
+            .and_then(|seconds| total.checked_add(seconds))
+            .ok_or_else(invalid)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || text.trim().is_empty() {
+        return Err(invalid());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// The webhook secret, shared by every command.
@@ -184,6 +294,24 @@ mod tests {
         assert!(missing.is_err());
         let given = Cli::try_parse_from(["p", "verify", "--secret", "s", "b", "--signature", "x"]);
         assert!(given.is_ok());
+    }
+
+    #[test]
+    fn durations_are_sums_of_units() {
+        let secs = |text| parse_duration(text).map(|d| d.as_secs());
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("1d12h"), Ok(129_600));
+        assert_eq!(secs("7d"), Ok(604_800));
+        assert!(secs("7").is_err() && secs("d").is_err() && secs("").is_err());
+        assert!(secs("3y").is_err());
+    }
+
+    #[test]
+    fn replay_needs_ids_or_all_dead() {
+        let none = Cli::try_parse_from(["p", "deliveries", "replay"]);
+        assert!(none.is_err());
+        let all = Cli::try_parse_from(["p", "deliveries", "replay", "--all-dead"]);
+        assert!(all.is_ok());
     }
 
     #[test]

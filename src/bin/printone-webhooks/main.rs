@@ -4,6 +4,7 @@
 //! `printone-webhooks --help` and the README's "Tools" section.
 
 mod args;
+mod deliveries;
 mod diagnose;
 mod input;
 mod json;
@@ -21,8 +22,8 @@ use crate::args::{Cli, Command};
 /// A command that could not do its job, with the exit code that says why.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    code: u8,
-    message: String,
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl Failure {
@@ -30,6 +31,14 @@ impl Failure {
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// Exit code 1, with a message: what was asked for is not there.
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
             message: message.into(),
         }
     }
@@ -67,6 +76,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Listen(args) => listen::run(&args),
+        Command::Deliveries(args) => deliveries::run(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
