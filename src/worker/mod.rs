@@ -7,6 +7,7 @@ pub(crate) mod handler;
 pub(crate) mod metrics;
 pub(crate) mod retry;
 pub(crate) mod run;
+pub(crate) mod settle;
 pub(crate) mod signal;
 pub(crate) mod tally;
 

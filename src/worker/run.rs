@@ -18,10 +18,11 @@ use tracing::Instrument as _;
 use crate::{
     store::{Claimed, DeliveryState, Filter, Lease, SharedStore, StoreError, MAINTENANCE_BATCH},
     worker::{
-        attempt::{self, Finished},
+        attempt,
         handler::Handler,
         metrics::Metrics,
         retry::RetryPolicy,
+        settle::Settler,
         tally::{Tally, WorkerReport},
     },
 };
@@ -167,10 +168,11 @@ impl std::fmt::Debug for Worker {
 /// A running worker's state.
 struct Run {
     worker: Worker,
-    running: JoinSet<Finished>,
+    running: JoinSet<()>,
     /// The lease each running attempt holds, to give it back if the attempt is cut short.
     holding: HashMap<Id, Lease>,
-    tally: Tally,
+    tally: Arc<Tally>,
+    settler: Settler,
     /// When the next pending delivery falls due, as the last claim said.
     next_due: Option<SystemTime>,
     /// Set once shutdown began: when it must end.
@@ -181,11 +183,19 @@ struct Run {
 
 impl Run {
     fn new(worker: Worker) -> Self {
+        let tally = Arc::new(Tally::default());
+        let settler = Settler {
+            store: worker.store.clone(),
+            retry: worker.retry,
+            metrics: worker.metrics.clone(),
+            tally: Arc::clone(&tally),
+        };
         Self {
             worker,
             running: JoinSet::new(),
             holding: HashMap::new(),
-            tally: Tally::default(),
+            tally,
+            settler,
             next_due: None,
             deadline: None,
             store_retry: None,
@@ -208,7 +218,8 @@ impl Run {
             let claimable = self.free() > 0 && self.store_retry.is_none();
             tokio::select! {
                 Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
-                    self.settle(joined).await;
+                    self.joined(joined).await;
+                    self.join_ready().await;
                 }
                 signal = &mut stopped, if deadline.is_none() => {
                     self.begin_shutdown(signal.is_ok());
@@ -225,10 +236,12 @@ impl Run {
         }
     }
 
-    /// Claims what is due for the free slots.
+    /// Claims what is due for the free slots, once a quarter of them are free (or nothing
+    /// runs), so that a busy worker claims in batches rather than one delivery at a time.
     async fn claim(&mut self) {
         let free = self.free();
-        if free == 0 || self.store_retry.is_some() {
+        let batch = (self.worker.concurrency / 4).max(1);
+        if free == 0 || self.store_retry.is_some() || (free < batch && !self.running.is_empty()) {
             return;
         }
         match self.worker.store.claim(free, self.worker.lease).await {
@@ -251,9 +264,12 @@ impl Run {
         );
         let lease = claimed.lease;
         let attempt = self.worker.handler.handle(claimed.delivery.clone());
-        let task = self
-            .running
-            .spawn(attempt::run(claimed, attempt).instrument(span));
+        let settler = self.settler.clone();
+        let task = async move {
+            let finished = attempt::run(claimed, attempt).await;
+            settler.settle(finished).await;
+        };
+        let task = self.running.spawn(task.instrument(span));
         self.holding.insert(task.id(), lease);
     }
 
@@ -280,115 +296,29 @@ impl Run {
         self.store_retry = Some(Instant::now() + STORE_RETRY);
     }
 
-    /// Records what a finished attempt did: done, a retry after its backoff, or a dead letter.
-    async fn settle(&mut self, joined: Result<(Id, Finished), JoinError>) {
-        let finished = match joined {
-            Ok((id, finished)) => {
+    /// Forgets a finished task; one that was cut short (or panicked outside its handler) gives
+    /// its delivery back.
+    async fn joined(&mut self, joined: Result<(Id, ()), JoinError>) {
+        match joined {
+            Ok((id, ())) => {
                 self.holding.remove(&id);
-                finished
             }
             Err(error) => {
-                // Only a cancelled task ends without its result: the shutdown cut it short.
+                if error.is_panic() {
+                    tracing::error!("recording an attempt panicked; the delivery is given back");
+                }
                 if let Some(lease) = self.holding.remove(&error.id()) {
                     self.release(&lease).await;
                 }
-                return;
             }
-        };
-        let settled = match &finished.result {
-            Ok(()) => self.handled(&finished).await,
-            Err(failure) => {
-                self.worker.metrics.failed();
-                self.tally.failed(failure);
-                if failure.is_permanent()
-                    || finished.claimed.attempt >= self.worker.retry.max_attempts()
-                {
-                    self.dead_letter(&finished).await
-                } else {
-                    self.retry(&finished).await
-                }
-            }
-        };
-        if let Err(error) = settled {
-            Self::settle_failed(&finished, &error);
         }
     }
 
-    async fn handled(&self, finished: &Finished) -> Result<(), StoreError> {
-        let lease = &finished.claimed.lease;
-        self.worker
-            .store
-            .complete(lease, &finished.record())
-            .await?;
-        self.worker.metrics.handled();
-        self.tally.handled();
-        tracing::debug!(id = lease.id.short(), "delivery handled");
-        Ok(())
-    }
-
-    async fn retry(&self, finished: &Finished) -> Result<(), StoreError> {
-        let claimed = &finished.claimed;
-        let backoff = self.worker.retry.backoff(claimed.attempt);
-        let at = SystemTime::now() + backoff;
-        let record = finished.record();
-        self.worker.store.retry(&claimed.lease, &record, at).await?;
-        self.worker.metrics.retried();
-        self.tally.retried();
-        let (event, data_id) = claimed.delivery.summary();
-        tracing::warn!(
-            event = event
-                .as_deref()
-                .or(claimed.delivery.event_header())
-                .unwrap_or("-"),
-            data_id = data_id.as_deref().unwrap_or("-"),
-            id = claimed.delivery.id(),
-            attempt = claimed.attempt,
-            reason = record.error.as_deref().unwrap_or("-"),
-            ?backoff,
-            "handler failed; retrying"
-        );
-        Ok(())
-    }
-
-    async fn dead_letter(&self, finished: &Finished) -> Result<(), StoreError> {
-        let claimed = &finished.claimed;
-        let record = finished.record();
-        self.worker
-            .store
-            .dead_letter(&claimed.lease, &record)
-            .await?;
-        self.worker.metrics.dead_lettered();
-        self.tally.dead_lettered();
-        let (event, data_id) = claimed.delivery.summary();
-        tracing::error!(
-            event = event
-                .as_deref()
-                .or(claimed.delivery.event_header())
-                .unwrap_or("-"),
-            data_id = data_id.as_deref().unwrap_or("-"),
-            id = claimed.delivery.id(),
-            attempts = claimed.attempt,
-            reason = record.error.as_deref().unwrap_or("-"),
-            "delivery dead-lettered: it got its 200 but could not be handled"
-        );
-        Ok(())
-    }
-
-    fn settle_failed(finished: &Finished, error: &StoreError) {
-        let id = finished.claimed.delivery.id();
-        if matches!(error, StoreError::LeaseLost(_)) {
-            tracing::warn!(
-                id,
-                "the lease expired while the handler ran; another worker holds the delivery now"
-            );
-            return;
+    /// Forgets every task that already finished, so the next claim fills all free slots at once.
+    async fn join_ready(&mut self) {
+        while let Some(joined) = self.running.try_join_next_with_id() {
+            self.joined(joined).await;
         }
-        tracing::error!(
-            id,
-            kind = error.as_str(),
-            error = %error,
-            "could not record the attempt; the delivery is tried again when its lease expires"
-        );
     }
 
     fn begin_shutdown(&mut self, asked: bool) {
@@ -427,8 +357,8 @@ impl Run {
         );
         self.running.abort_all();
         while let Some(joined) = self.running.join_next_with_id().await {
-            // An attempt that finished before it saw the abort is recorded as usual.
-            self.settle(joined).await;
+            // An attempt that finished before it saw the abort was recorded as usual.
+            self.joined(joined).await;
         }
         self.finish().await
     }
