@@ -94,6 +94,23 @@ struct Effect {
     wake: bool,
 }
 
+impl Effect {
+    fn add(&mut self, other: &Self) {
+        self.backlog += other.backlog;
+        self.wake |= other.wake;
+    }
+}
+
+impl Op {
+    /// Whether the command runs more than one statement that writes.
+    const fn needs_savepoint(&self) -> bool {
+        !matches!(
+            self,
+            Self::Insert(_) | Self::Claim { .. } | Self::Release(_) | Self::SetMaxPages(_)
+        )
+    }
+}
+
 impl Writer {
     /// Runs until every sender is gone.
     pub(crate) fn run(mut self) {
@@ -147,29 +164,36 @@ impl Writer {
         }
     }
 
-    /// Runs one command inside its own savepoint, so a failing one leaves the others' work.
+    /// Runs one command; one of several statements runs inside its own savepoint, so that a
+    /// failing command leaves the others' work (a single statement is atomic on its own).
     fn apply_one(&mut self, op: &Op, effect: &mut Effect) -> Result<Reply, StoreError> {
-        let savepoint = |connection: &Connection, sql: &str| {
-            connection
-                .execute_batch(sql)
-                .map_err(|error| rows::error(&error))
-        };
-        savepoint(&self.connection, "SAVEPOINT command")?;
         let mut own = Effect::default();
+        if !op.needs_savepoint() {
+            let reply = self.apply(op, &mut own)?;
+            effect.add(&own);
+            return Ok(reply);
+        }
+        self.run_cached("SAVEPOINT command")?;
         match self.apply(op, &mut own) {
             Ok(reply) => {
-                savepoint(&self.connection, "RELEASE command")?;
-                effect.backlog += own.backlog;
-                effect.wake |= own.wake;
+                self.run_cached("RELEASE command")?;
+                effect.add(&own);
                 Ok(reply)
             }
             Err(error) => {
-                let _ = self
-                    .connection
-                    .execute_batch("ROLLBACK TO command; RELEASE command");
+                let _ = self.run_cached("ROLLBACK TO command");
+                let _ = self.run_cached("RELEASE command");
                 Err(error)
             }
         }
+    }
+
+    fn run_cached(&self, sql: &str) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(|_| ())
+            .map_err(|error| rows::error(&error))
     }
 
     fn apply(&mut self, op: &Op, effect: &mut Effect) -> Result<Reply, StoreError> {
@@ -222,20 +246,22 @@ impl Writer {
         }
     }
 
+    /// Stores the delivery unless its id is there; a full backlog refuses only new ids.
     fn insert(&mut self, delivery: &Delivery, effect: &mut Effect) -> Result<Inserted, StoreError> {
         let record = StoredDelivery::accepted(delivery);
         let id = record.id;
-        let exists = self
-            .connection
-            .prepare_cached("SELECT 1 FROM deliveries WHERE id = ?1")
-            .and_then(|mut s| s.query_row(params![id.as_bytes()], |_| Ok(())).optional())
-            .map_err(|error| rows::error(&error))?;
-        if exists.is_some() {
-            return Ok(Inserted::Duplicate);
-        }
         let pending = self.backlog.saturating_add_signed(effect.backlog);
         if pending >= self.capacity {
-            return Ok(Inserted::Full);
+            let exists = self
+                .connection
+                .prepare_cached("SELECT 1 FROM deliveries WHERE id = ?1")
+                .and_then(|mut s| s.query_row(params![id.as_bytes()], |_| Ok(())).optional())
+                .map_err(|error| rows::error(&error))?;
+            return Ok(if exists.is_some() {
+                Inserted::Duplicate
+            } else {
+                Inserted::Full
+            });
         }
         let inserted = self
             .connection
