@@ -29,6 +29,15 @@
 #                         falls back to), and ring built from a copy of its source whose CPU
 #                         detection clears the SHA bit (CPUID leaf 7, EBX bit 29). These builds
 #                         go to target/bench-no-sha; the working tree is not touched.
+#   - the background mode (verify, de-duplicate, store, 200, then a worker runs a handler that does
+#     nothing) of axum and actix over the memory and the SQLite store, beside the route that answers
+#     itself and a naive receiver that commits every write in its own transaction: deliveries that
+#     got a 200 and were handled within the run, per second, from examples/bench_background.rs's
+#     load generator (distinct deliveries, 32 connections, 1 KiB; 503s are refusals, deliveries
+#     still waiting at the end do not count), with p50/p99 time to the 200, rows per commit and peak
+#     memory, and the fsync cost of the disk the SQLite files are on.
+# BACKGROUND_ONLY=1 measures the background mode only; its SQLite files go to BENCH_DB_DIR
+# [target/bench-db], on the disk whose fsync cost is reported.
 # The last line is exactly `ratio layered/bare 1KiB = <x.xx>` (layered = axum + VerifyLayer with
 # the ring backend).
 set -euo pipefail
@@ -43,6 +52,8 @@ SERVER_CPUS=${SERVER_CPUS-0}
 CLIENT_CPUS=${CLIENT_CPUS-1}
 BASE_PORT=${BASE_PORT:-38100}
 SHA_EXTENSIONS=${SHA_EXTENSIONS:-native}
+BACKGROUND_ONLY=${BACKGROUND_ONLY:-0}
+BENCH_DB_DIR=${BENCH_DB_DIR:-target/bench-db}
 export BENCH_SECRET=${BENCH_SECRET:-pO1_webhook_bench_7f3KqV9xLm2R}
 export CARGO_TERM_COLOR=never
 
@@ -183,6 +194,7 @@ status() {
   ' "$@"
 }
 
+if [[ $BACKGROUND_ONLY != 1 ]]; then
 log "== starting servers on 127.0.0.1:$BASE_PORT.. (pinned to CPUs '${SERVER_CPUS}')"
 for name in "${SERVERS[@]}"; do start "$name"; done
 for name in "${SERVERS[@]}"; do
@@ -243,6 +255,73 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+fi
+
+# ---- The background mode: deliveries that got a 200 and were handled, per second ----
+BACKGROUND=(layered-answer background-memory-axum background-memory-actix background-sqlite-axum
+  background-sqlite-actix naive-sqlite)
+log "== building the background-mode contenders (ring backend)"
+cargo build --release --quiet --example bench_background --features actix-web,sqlite,ring
+cp "${CARGO_TARGET_DIR:-target}/release/examples/bench_background" "$work/background"
+rm -rf "$BENCH_DB_DIR"
+mkdir -p "$BENCH_DB_DIR"
+fsync_us=$("$work/background" fsync-probe "$BENCH_DB_DIR" 500 | sed 's/fsync_us=//')
+bg_port_of() {
+  local i
+  for i in "${!BACKGROUND[@]}"; do
+    [[ ${BACKGROUND[$i]} == "$1" ]] && { echo $((BASE_PORT + 20 + i)); return; }
+  done
+}
+bg_start() {
+  local name=$1 addr
+  addr="127.0.0.1:$(bg_port_of "$name")"
+  case $name in
+    layered-answer) "${server_pin[@]}" "$work/background" layered-axum "$addr" & ;;
+    background-memory-axum) "${server_pin[@]}" "$work/background" background-axum memory "$addr" & ;;
+    background-memory-actix) "${server_pin[@]}" "$work/background" background-actix memory "$addr" & ;;
+    background-sqlite-axum) "${server_pin[@]}" "$work/background" background-axum "sqlite:$BENCH_DB_DIR/axum.db" "$addr" & ;;
+    background-sqlite-actix) "${server_pin[@]}" "$work/background" background-actix "sqlite:$BENCH_DB_DIR/actix.db" "$addr" & ;;
+    naive-sqlite) "${server_pin[@]}" "$work/background" naive-sqlite "$BENCH_DB_DIR/naive.db" "$addr" & ;;
+  esac
+  pids+=($!)
+}
+for name in "${BACKGROUND[@]}"; do bg_start "$name"; done
+for name in "${BACKGROUND[@]}"; do
+  port=$(bg_port_of "$name")
+  for _ in $(seq 100); do
+    [[ $(status "$port" "$work/body-1024" "$(cat "$work/sig-1024")") == 200 ]] && break
+    sleep 0.1
+  done
+  [[ $(status "$port" "$work/body-1024" "$(cat "$work/sig-1024")") == 200 ]] \
+    || { log "$name does not answer 200 to a signed delivery"; exit 1; }
+  [[ $(status "$port" "$work/body-1024" "$(cat "$work/sig-65536")") == 401 ]] \
+    || { log "$name does not refuse a wrong signature"; exit 1; }
+done
+# bg_load NAME: one run of the load generator, its line appended to the results.
+bg_load() {
+  local name=$1 line
+  line=$(timeout $((ROUND_SECONDS + 150)) "${client_pin[@]}" "$work/background" load \
+    "http://127.0.0.1:$(bg_port_of "$name")/webhooks/printone" "$ROUND_SECONDS" "$CONNECTIONS" 1024)
+  echo "$line" >>"$work/bg-$name"
+  log "   $name: $line"
+}
+log "== $ROUNDS interleaved rounds of the background mode: ${ROUND_SECONDS}s, $CONNECTIONS connections, 1 KiB"
+for round in $(seq "$ROUNDS"); do
+  log "-- round $round ($(uptime | sed 's/.*load/load/'))"
+  count=${#BACKGROUND[@]}
+  for offset in $(seq 0 $((count - 1))); do
+    bg_load "${BACKGROUND[$(((offset + round - 1) % count))]}"
+  done
+done
+# bg FIELD NAME: the median of one field of a contender's lines.
+bg() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" "$work/bg-$2" | median; }
+# bg_ratio A B: the median over rounds of A's rate divided by B's in the same round.
+bg_ratio() {
+  paste <(sed -n 's/.*rate=\([0-9.]*\).*/\1/p' "$work/bg-$1") \
+    <(sed -n 's/.*rate=\([0-9.]*\).*/\1/p' "$work/bg-$2") \
+    | awk '{ if ($2 > 0) printf "%.4f\n", $1 / $2 }' | median | awk '{ printf "%.2f", $1 }'
+}
+
 rps() { median <"$work/rps-$1-$2"; }
 mbs() { median <"$work/speed-$1-$2"; }
 # per_round A B NAME SIZE: the median over rounds of A's figure divided by B's in the same round,
@@ -266,6 +345,7 @@ fi
 echo "versions: $(rustc -V | cut -d' ' -f1-2), node $(node -v), $(openssl version | cut -d' ' -f1-2), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "requests/s, median of $ROUNDS rounds of ${ROUND_SECONDS}s, wrk -t$WRK_THREADS -c$CONNECTIONS on CPUs '${CLIENT_CPUS}', servers on CPUs '${SERVER_CPUS}':"
 echo "(ratios are medians of the ratios within each round)"
+if [[ $BACKGROUND_ONLY != 1 ]]; then
 printf '%-24s %12s %12s %14s %14s\n' server "1KiB req/s" "64KiB req/s" "1KiB /bare" "64KiB /bare"
 for name in "${SERVERS[@]}"; do
   printf '%-24s %12s %12s %14s %14s\n' "$name" "$(rps "$name" 1024)" "$(rps "$name" 65536)" \
@@ -278,6 +358,23 @@ for size in "${SIZES[@]}"; do
   printf '%-8s %10s %12s %10s %20s %14s\n' "$size" "$(mbs openssl "$size")" "$(mbs rustcrypto "$size")" "$(mbs ring "$size")" \
     "$(to_openssl rustcrypto "$size")" "$(to_openssl ring "$size")"
 done
+fi
+echo
+echo "background mode, 1 KiB, $CONNECTIONS connections, median of $ROUNDS rounds of ${ROUND_SECONDS}s; rate = deliveries that got a 200 and were handled within the run, per second"
+echo "(SQLite files in $BENCH_DB_DIR: fsync of a 4 KiB write there takes ${fsync_us} us)"
+printf '%-26s %9s %9s %9s %9s %9s %9s %12s\n' contender rate/s "200s" "503s" p50_us p99_us rows/commit peak_rss_kb
+for name in "${BACKGROUND[@]}"; do
+  printf '%-26s %9s %9s %9s %9s %9s %9s %12s\n' "$name" "$(bg rate "$name")" "$(bg ok "$name")" \
+    "$(bg refused "$name")" "$(bg p50_us "$name")" "$(bg p99_us "$name")" \
+    "$(bg rows_per_commit "$name")" "$(bg peak_rss_kb "$name")"
+done
+echo
+echo "ratio background-memory-actix/layered 1KiB = $(bg_ratio background-memory-actix layered-answer)"
+echo "ratio background-sqlite-actix/background-memory-actix 1KiB = $(bg_ratio background-sqlite-actix background-memory-actix)"
+echo "ratio background-memory/layered 1KiB = $(bg_ratio background-memory-axum layered-answer)"
+echo "ratio background-sqlite/background-memory 1KiB = $(bg_ratio background-sqlite-axum background-memory-axum)"
+echo "ratio background-sqlite/naive-sqlite 1KiB = $(bg_ratio background-sqlite-axum naive-sqlite)"
+[[ $BACKGROUND_ONLY == 1 ]] && exit 0
 echo
 for size in "${SIZES[@]}"; do
   label=$([[ $size == 1024 ]] && echo 1KiB || echo 64KiB)

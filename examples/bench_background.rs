@@ -370,7 +370,7 @@ mod load {
             .enable_all()
             .build()?;
         runtime.block_on(async move {
-            let before = handled(&host).await?;
+            let before = settled(&host).await?;
             let tally = Arc::new(Tally {
                 ok: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
@@ -514,6 +514,21 @@ mod load {
             .unwrap_or_default()
             .trim()
             .to_owned())
+    }
+
+    /// The handled count once it stopped moving (what an earlier run left is handled first),
+    /// or after 60 s.
+    async fn settled(host: &str) -> Result<u64> {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        let mut last = handled(host).await?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = handled(host).await?;
+            if now == last || Instant::now() > give_up {
+                return Ok(now);
+            }
+            last = now;
+        }
     }
 
     async fn handled(host: &str) -> Result<u64> {
