@@ -52,7 +52,7 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    entries: HashMap<DeliveryId, Entry>,
+    entries: IdMap<Entry>,
     /// Pending deliveries that are due, oldest first (ids whose entry moved on are skipped).
     ready: VecDeque<DeliveryId>,
     /// Pending deliveries waiting for their time, by (time, token).
@@ -67,8 +67,34 @@ struct State {
 
 struct Entry {
     record: StoredDelivery,
+    /// The delivery as it was accepted, handed out again by claims while the body is kept.
+    delivery: Option<Delivery>,
     token: u64,
 }
+
+/// Hashes a [`DeliveryId`] by its first 8 bytes. The id is a MAC under the webhook secret, so
+/// nobody without the secret can choose ids that collide (forged deliveries never reach the
+/// store): the usual protection against hash flooding is not needed, and not paid for.
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for (slot, byte) in self.0.to_le_bytes().iter_mut().zip(bytes) {
+            *slot ^= byte;
+        }
+        let mut word = [0; 8];
+        let take = bytes.len().min(8);
+        word[..take].copy_from_slice(&bytes[..take]);
+        self.0 ^= u64::from_le_bytes(word);
+    }
+}
+
+type IdMap<V> = HashMap<DeliveryId, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 impl MemoryStore {
     /// An empty store holding at most 10 000 waiting deliveries and remembering handled ids
@@ -126,7 +152,12 @@ impl MemoryStore {
             return Inserted::Full;
         }
         let record = StoredDelivery::accepted(delivery);
-        state.entries.insert(id, Entry { record, token: 0 });
+        let entry = Entry {
+            record,
+            delivery: Some(delivery.clone()),
+            token: 0,
+        };
+        state.entries.insert(id, entry);
         state.ready.push_back(id);
         state.counts.pending += 1;
         drop(state);
@@ -167,6 +198,7 @@ impl MemoryStore {
         record.last_error.clone_from(&attempt.error);
         match outcome {
             Outcome::Done => {
+                entry.delivery = None;
                 record.state = DeliveryState::Done;
                 record.body = None;
                 record.finished_at = Some(now);
@@ -347,7 +379,10 @@ impl State {
         if entry.record.state != DeliveryState::Pending {
             return None;
         }
-        let delivery = entry.record.to_delivery()?;
+        let delivery = match &entry.delivery {
+            Some(delivery) => delivery.clone(),
+            None => entry.record.to_delivery()?,
+        };
         let expires_at = now + lease;
         entry.token = token;
         entry.record.state = DeliveryState::Leased;

@@ -58,6 +58,7 @@ async fn open(url: &str) -> Result<SharedStore, Failure> {
         .map_err(|error| Failure::usage(format!("cannot open the store {url}: {error}")))
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `.map_err(failed)`
 fn failed(error: StoreError) -> Failure {
     Failure {
         code: 3,
