@@ -15,7 +15,8 @@ use crate::{
 type ErrorHandler = Arc<dyn Fn(WebhookError, &HttpRequest) -> actix_web::Error + Send + Sync>;
 
 /// Settings of the actix-web extractors ([`Delivery`](crate::Delivery),
-/// [`WebhookEvent`](crate::WebhookEvent)) and of [`WebhookResource`](crate::WebhookResource).
+/// [`WebhookEvent`](crate::actix::WebhookEvent)) and of
+/// [`WebhookResource`](crate::actix::WebhookResource).
 ///
 /// Register it with `App::app_data` (or on a scope or resource), as a plain value or wrapped
 /// in `web::Data`; the innermost one wins, as for actix's own `JsonConfig`. Without one the
@@ -24,7 +25,7 @@ type ErrorHandler = Arc<dyn Fn(WebhookError, &HttpRequest) -> actix_web::Error +
 /// ```
 /// use std::time::Duration;
 /// use actix_web::App;
-/// use printone_webhooks::{Secret, Verifier, WebhookConfig};
+/// use printone_webhooks::{actix::WebhookConfig, Secret, Verifier};
 ///
 /// let config = WebhookConfig::new(Verifier::new(Secret::new("my-webhook-secret")?))
 ///     .with_max_body_bytes(256 * 1024)
@@ -57,8 +58,9 @@ impl WebhookConfig {
         }
     }
 
-    /// Shares `metrics` (rejections, hand-offs, duplicates); give the same [`Metrics`] to
-    /// [`Worker::with_metrics`](crate::Worker::with_metrics) for one view.
+    /// Shares `metrics` (rejections, stored deliveries, re-deliveries, 503s); give the same
+    /// [`Metrics`] to [`Worker::with_metrics`](crate::worker::Worker::with_metrics) for one
+    /// view.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
@@ -83,8 +85,9 @@ impl WebhookConfig {
         self
     }
 
-    /// Sets the `Retry-After` of the 503 sent by [`WebhookResource`](crate::WebhookResource)
-    /// when its hand-off is full or closed (default 5 s, whole seconds, at least 1).
+    /// Sets the `Retry-After` of the 503 sent by
+    /// [`WebhookResource`](crate::actix::WebhookResource) when the backlog is full or the store
+    /// failed (default 5 s, whole seconds, at least 1).
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = retry_after;
         self
@@ -97,7 +100,7 @@ impl WebhookConfig {
     ///
     /// ```
     /// use actix_web::{error::InternalError, HttpResponse, ResponseError};
-    /// use printone_webhooks::{Secret, Verifier, WebhookConfig};
+    /// use printone_webhooks::{actix::WebhookConfig, Secret, Verifier};
     ///
     /// let verifier = Verifier::new(Secret::new("my-webhook-secret")?);
     /// let config = WebhookConfig::new(verifier).with_error_handler(|error, _request| {

@@ -10,15 +10,16 @@ use http::StatusCode;
 
 use crate::core::error::{ErrorKind, VerifyError};
 
-/// Why the actix-web [`Delivery`](crate::Delivery) or [`WebhookEvent`](crate::WebhookEvent)
-/// extractor, or [`WebhookResource`](crate::WebhookResource), refused a request.
+/// Why the actix-web [`Delivery`](crate::Delivery) or
+/// [`WebhookEvent`](crate::actix::WebhookEvent) extractor, or
+/// [`WebhookResource`](crate::actix::WebhookResource), refused a request.
 ///
 /// It implements [`ResponseError`]: the status is 401 for every authentication failure, 413
 /// for a body over the limit (declared or streamed), 408 when the body is late, 400 when it
 /// could not be read, 405 for a method other than `POST` at a `WebhookResource`, 422 for an
 /// authentic body that does not parse as the requested type, and 500 when no
-/// [`WebhookConfig`](crate::WebhookConfig) is registered. The response body is the plain-text
-/// [`Display`](fmt::Display) of the error.
+/// [`WebhookConfig`](crate::actix::WebhookConfig) is registered. The response body is the
+/// plain-text [`Display`](fmt::Display) of the error.
 ///
 /// # Security
 ///
@@ -30,7 +31,7 @@ pub enum WebhookError {
     Refused(VerifyError),
     /// The body is authentic but does not deserialize as the requested type (422).
     Unparseable(serde_json::Error),
-    /// No [`WebhookConfig`](crate::WebhookConfig) in `app_data` (500, a setup mistake).
+    /// No [`WebhookConfig`](crate::actix::WebhookConfig) in `app_data` (500, a setup mistake).
     NotConfigured,
 }
 

@@ -52,7 +52,10 @@ impl FromRequest for Delivery {
 ///
 /// ```
 /// use actix_web::{web, App, HttpResponse};
-/// use printone_webhooks::{Event, Secret, Verifier, WebhookConfig, WebhookEvent};
+/// use printone_webhooks::{
+///     actix::{WebhookConfig, WebhookEvent},
+///     Event, Secret, Verifier,
+/// };
 ///
 /// async fn receive(WebhookEvent(event): WebhookEvent) -> HttpResponse {
 ///     if let Event::OrderStatusUpdate(order) = event {

@@ -125,6 +125,10 @@ impl Delivery {
 
     /// A short id for logs: the first 8 bytes of the verified MAC, in hex. Equal bodies have
     /// equal ids; it reveals nothing of the body or the secret.
+    ///
+    /// It is the same at every attempt and for every re-delivery of the body, so an idempotent
+    /// handler can key on it (`store::DeliveryId::of` gives all 32 bytes, as the store keys
+    /// deliveries).
     #[must_use]
     pub fn id(&self) -> String {
         self.signature().as_bytes()[..8]

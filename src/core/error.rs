@@ -4,7 +4,7 @@ use std::{error::Error as StdError, fmt};
 
 use http::StatusCode;
 
-/// A boxed error from a request body or a hand-off.
+/// A boxed error: from a request body, a handler or a store's cause.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// A mistake in how the crate was set up, found before any request is served.
@@ -20,9 +20,6 @@ pub enum ConfigError {
     /// A verifier was given no secret at all.
     #[error("at least one webhook secret is required")]
     NoSecrets,
-    /// A queue was asked to hold no delivery at all.
-    #[error("the queue capacity must be at least 1")]
-    ZeroCapacity,
 }
 
 /// Why a delivery was refused, independent of any web framework.

@@ -1,5 +1,5 @@
 //! What every adapter shares between the socket and the store: the checks made before the
-//! body is read, the bounded body reader, and the hand-off of a verified delivery.
+//! body is read, the bounded body reader, and storing a verified delivery before answering.
 
 pub(crate) mod acknowledge;
 pub(crate) mod body;

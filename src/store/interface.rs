@@ -38,8 +38,9 @@ pub(crate) use sealed::Sealed;
 /// [`dead_letter`](Store::dead_letter) them; a lease that expires (its worker died) lets
 /// another worker claim the delivery again.
 ///
-/// The backends are [`MemoryStore`](crate::store::MemoryStore) (lost when the process ends),
-/// the embedded SQLite store and the shared PostgreSQL store; the trait is sealed so that every
+/// The backends are [`MemoryStore`](crate::store::MemoryStore) (lost when the process ends)
+/// and, with the `sqlite` feature, the embedded `SqliteStore` (one file on disk); a shared
+/// PostgreSQL store is planned, not part of this version. The trait is sealed so that every
 /// backend passes the crate's one conformance suite.
 pub trait Store: Sealed + fmt::Debug + Send + Sync + 'static {
     /// Names the backend and where it keeps its data, for the first log line (never a
@@ -169,7 +170,8 @@ pub trait Store: Sealed + fmt::Debug + Send + Sync + 'static {
 /// A store shared by the receivers and workers of a process: any [`Store`] behind an `Arc`.
 ///
 /// Every API that takes a store takes `impl Into<SharedStore>`, so a concrete store (cheap to
-/// clone) or one chosen at run time (`Arc<dyn Store>`, or [`SharedStore::open`]) both fit.
+/// clone) or one chosen at run time (`Arc<dyn Store>`, or what [`open`](crate::store::open)
+/// returns) both fit.
 #[derive(Clone)]
 pub struct SharedStore(std::sync::Arc<dyn Store>);
 

@@ -14,7 +14,8 @@ use crate::{core::delivery::Delivery, event::Event};
 /// Extracts the typed event of a verified delivery: `T` defaults to the crate's [`Event`]
 /// enum; any [`DeserializeOwned`] type works.
 ///
-/// The body was buffered and verified by [`VerifyLayer`](crate::VerifyLayer); this extractor
+/// The body was buffered and verified by [`VerifyLayer`](crate::tower::VerifyLayer) (or, in a
+/// [`Route`](crate::tower::Route) run by a worker, read back from the store); this extractor
 /// only parses it. An authentic body that does not parse is answered with 422 by default:
 /// handlers that must acknowledge every authentic delivery take
 /// `Result<Webhook<T>, WebhookRejection>` or the [`Delivery`] and parse it themselves.
@@ -57,7 +58,7 @@ where
 #[derive(Debug)]
 pub enum WebhookRejection {
     /// No verified delivery on the request: the route is not behind
-    /// [`VerifyLayer`](crate::VerifyLayer) (500, a setup mistake).
+    /// [`VerifyLayer`](crate::tower::VerifyLayer) (500, a setup mistake).
     NotVerified,
     /// The body is authentic but does not deserialize as the requested type (422).
     Unparseable(serde_json::Error),

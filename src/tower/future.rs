@@ -20,7 +20,7 @@ use crate::{
 };
 
 pin_project! {
-    /// The response future of [`Verify`](crate::Verify).
+    /// The response future of [`Verify`](crate::tower::Verify).
     pub struct ResponseFuture<B, S>
     where
         S: Service<Request<Full<Bytes>>>,

@@ -75,7 +75,7 @@ impl VerifyLayer {
     /// ```
     /// use bytes::Bytes;
     /// use http::Response;
-    /// use printone_webhooks::{Secret, Verifier, VerifyLayer};
+    /// use printone_webhooks::{tower::VerifyLayer, Secret, Verifier};
     ///
     /// let verifier = Verifier::new(Secret::new("my-webhook-secret")?);
     /// let layer = VerifyLayer::new(verifier).with_rejection(|error| {

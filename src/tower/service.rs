@@ -1,4 +1,4 @@
-//! [`Verify`]: the service produced by [`VerifyLayer`](crate::VerifyLayer).
+//! [`Verify`]: the service produced by [`VerifyLayer`](crate::tower::VerifyLayer).
 
 use std::{
     sync::Arc,

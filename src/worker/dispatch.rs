@@ -1,4 +1,4 @@
-//! [`Dispatcher`]: typed handlers per trigger, run by a [`Worker`](crate::Worker).
+//! [`Dispatcher`]: typed handlers per trigger, run by a [`Worker`](crate::worker::Worker).
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 

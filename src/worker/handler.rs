@@ -12,7 +12,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Sen
 ///
 /// Any `Fn(Delivery) -> impl Future<Output = Result<(), E>>` is a handler; so are a
 /// [`Dispatcher`](crate::worker::Dispatcher) of typed handlers and, with the `tower` feature,
-/// a route run in the background ([`Route`](crate::tower::Route)).
+/// a tower service such as an axum route, run in the background (`tower::Route`).
 ///
 /// An error is a failed attempt, retried with backoff; return [`Permanent`] for a failure no
 /// retry can fix (the delivery is dead-lettered at once). Handlers run **at least once**: a

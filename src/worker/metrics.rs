@@ -25,11 +25,13 @@ const KINDS: [ErrorKind; 9] = [
 
 /// Shared counters of a receiver. Cloning shares them.
 ///
-/// The layer counts what happens to requests (accepted, rejected by kind, duplicates, refused
-/// hand-offs); the [`Worker`](crate::Worker) counts what happens afterwards (handled, failed
-/// attempts, retries, dead letters) and reports its queue depth. Give both the same `Metrics`
-/// ([`VerifyLayer::with_metrics`](crate::VerifyLayer::with_metrics),
-/// [`Worker::with_metrics`](crate::Worker::with_metrics)) to read one view.
+/// The receiver counts what happens to requests (stored, rejected by kind, re-deliveries,
+/// 503s because the backlog was full or the store failed); the
+/// [`Worker`](crate::worker::Worker) counts what happens afterwards (handled, failed attempts,
+/// retries, dead letters) and records the store's backlog at each housekeeping pass (every
+/// 30 s). Give both the same `Metrics` (`VerifyLayer::with_metrics` with the `tower` feature,
+/// `WebhookConfig::with_metrics` with `actix-web`, and
+/// [`Worker::with_metrics`](crate::worker::Worker::with_metrics)) to read one view.
 #[derive(Clone, Default)]
 pub struct Metrics {
     counters: Arc<Counters>,
@@ -110,7 +112,7 @@ impl Metrics {
         self.counters.dead_lettered.fetch_add(1, Relaxed);
     }
 
-    /// Registers how to read the queue depth; the first registration wins.
+    /// Records the backlog (pending and leased deliveries) the worker last read from the store.
     pub(crate) fn set_backlog(&self, backlog: u64) {
         self.counters.backlog.store(backlog, Relaxed);
     }
@@ -126,12 +128,12 @@ impl fmt::Debug for Metrics {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsSnapshot {
-    /// Deliveries handed over (the sender got 200).
+    /// Deliveries stored (the sender got 200).
     pub accepted: u64,
     rejected: [u64; KINDS.len()],
-    /// Authentic re-deliveries answered 200 without being handed over again.
+    /// Authentic re-deliveries answered 200 without being stored again.
     pub duplicates: u64,
-    /// Authentic deliveries answered 503 because the hand-off refused them.
+    /// Authentic deliveries answered 503 because the backlog was full or the store failed.
     pub unavailable: u64,
     /// Deliveries whose handler succeeded (after retries, if any).
     pub handled: u64,

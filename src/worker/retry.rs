@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-/// How a [`Worker`](crate::Worker) retries a failed attempt: up to `max_attempts` attempts in
-/// all, waiting `initial_backoff`, then twice as long each time, at most `max_backoff`.
+/// How a [`Worker`](crate::worker::Worker) retries a failed attempt: up to `max_attempts`
+/// attempts in all, waiting `initial_backoff`, then twice as long each time, at most
+/// `max_backoff`.
 ///
-/// The default is 5 attempts with 1 s, 2 s, 4 s, 8 s between them.
+/// The default is 5 attempts with 1 s, 2 s, 4 s, 8 s between them (at most 60 s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     max_attempts: u32,

@@ -120,8 +120,8 @@ impl Worker {
         self
     }
 
-    /// Counts into `metrics` (shared with a [`VerifyLayer`](crate::tower::VerifyLayer) for one
-    /// view).
+    /// Counts into `metrics` (shared with the receiver's, `VerifyLayer::with_metrics` or
+    /// `WebhookConfig::with_metrics`, for one view).
     #[must_use]
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
