@@ -42,11 +42,8 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     let secret = Secret::new(&settings.secret_text)?;
+    tracing::info!(store = %settings.store, "printone-webhooks receiver starting");
     let store = settings.open_store().await?;
-    tracing::info!(
-        store = store.describe(),
-        "printone-webhooks receiver starting"
-    );
 
     let worker = settings.worker(store.clone()).spawn();
     let receiver = VerifyLayer::new(Verifier::new(secret.clone()))
