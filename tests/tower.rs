@@ -905,3 +905,76 @@ async fn every_shared_vector_is_200_when_valid_and_401_otherwise() {
     }
     assert!(checked >= 20, "only {checked} vectors ran");
 }
+
+/// A SQLite store whose file is capped: past the cap it fails as a full disk would.
+#[cfg(feature = "sqlite")]
+mod full_disk {
+    use super::*;
+    use printone_webhooks::store::{SqliteOptions, SqliteStore};
+
+    struct Folder(std::path::PathBuf);
+
+    impl Drop for Folder {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn capped_store(bytes: u64) -> (SqliteStore, Folder) {
+        let folder = std::env::temp_dir().join(format!(
+            "printone-full-disk-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&folder).expect("a temporary folder");
+        let store = SqliteOptions::new(folder.join("deliveries.db"))
+            .max_size(bytes)
+            .open()
+            .expect("opens");
+        (store, Folder(folder))
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_answers_503_with_retry_after_and_the_resend_is_stored_once_space_returns()
+    {
+        let (store, _folder) = capped_store(48 * 1024);
+        let service = verify_layer()
+            .with_retry_after(Duration::from_secs(4))
+            .store_in(store.clone());
+        let mut accepted = Vec::new();
+        let mut refused = None;
+        for n in 0..500 {
+            let body = order_body(&format!("ord_full_{n}_{}", "x".repeat(400)));
+            let response = deliver(&service, &body).await;
+            if response.status() == StatusCode::OK {
+                accepted.push(body);
+                continue;
+            }
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "4");
+            refused = Some(body);
+            break;
+        }
+        let refused = refused.expect("the capped file fills up");
+        assert!(!accepted.is_empty());
+        let counts = store.counts().await.unwrap();
+        assert_eq!(
+            counts.pending,
+            accepted.len() as u64,
+            "nothing stored was lost"
+        );
+        assert!(store.get(&id_of(&refused)).await.unwrap().is_none());
+
+        store.set_max_size(64 * 1024 * 1024).await.unwrap();
+        assert_eq!(deliver(&service, &refused).await.status(), StatusCode::OK);
+        assert_eq!(
+            deliver(&service, &refused).await.status(),
+            StatusCode::OK,
+            "a re-send"
+        );
+        assert_eq!(
+            store.counts().await.unwrap().pending,
+            accepted.len() as u64 + 1
+        );
+    }
+}
