@@ -9,7 +9,7 @@ pub mod test_util;
 #[cfg(test)]
 mod test_vectors;
 
-#[cfg(feature = "worker")]
+#[cfg(any(feature = "tower", feature = "actix-web"))]
 mod intake;
 #[cfg(feature = "worker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "worker")))]
@@ -41,7 +41,7 @@ pub use crate::core::signature::{
 pub use crate::core::verify::{Verification, Verified, Verifier};
 pub use event::{Envelope, Event};
 
-#[cfg(feature = "worker")]
+#[cfg(any(feature = "tower", feature = "actix-web"))]
 pub use intake::config::{
     default_rejection, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRY_AFTER,
 };

@@ -100,10 +100,13 @@ async fn acknowledge(store: SharedStore, request: HttpRequest, delivery: Deliver
     if outcome.is_ok() {
         return HttpResponse::Ok().finish();
     }
-    let response = outcome.response(retry_after);
+    let response = outcome.response(acknowledger.retry_after);
     let text = String::from_utf8_lossy(response.body()).into_owned();
     HttpResponse::ServiceUnavailable()
-        .insert_header((header::RETRY_AFTER, retry_after_secs(retry_after)))
+        .insert_header((
+            header::RETRY_AFTER,
+            retry_after_secs(acknowledger.retry_after),
+        ))
         .insert_header(header::ContentType::plaintext())
         .body(text)
 }

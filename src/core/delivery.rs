@@ -73,6 +73,7 @@ impl Delivery {
     }
 
     /// A delivery read back from a store: it was verified when it was received.
+    #[cfg(feature = "worker")]
     pub(crate) fn restore(restored: Restored) -> Self {
         Self {
             body: restored.body,
@@ -213,6 +214,7 @@ pub(crate) fn summary(body: &[u8]) -> (Option<String>, Option<String>) {
 }
 
 /// What a store keeps of a delivery to build it again.
+#[cfg(feature = "worker")]
 pub(crate) struct Restored {
     pub(crate) body: Bytes,
     pub(crate) signature: Signature,

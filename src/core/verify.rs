@@ -207,6 +207,7 @@ pub struct Verified {
 
 impl Verified {
     /// The proof a store keeps for a delivery it verified before.
+    #[cfg(feature = "worker")]
     pub(crate) const fn restored(signature: Signature, secret_index: usize) -> Self {
         Self {
             signature,

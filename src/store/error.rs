@@ -46,6 +46,7 @@ impl StoreError {
     }
 
     /// The same error again, for each of several callers it failed at once.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn again(&self) -> Self {
         let cause = |source: &BoxError| -> BoxError { source.to_string().into() };
         match self {

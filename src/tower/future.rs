@@ -15,8 +15,8 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::{
-    core::delivery::Delivery, core::error::BoxError, core::verify::Verified,
-    intake::config::Config, tower::body::Collect,
+    core::delivery::Delivery, core::error::BoxError, core::verify::Verified, tower::body::Collect,
+    tower::config::Config,
 };
 
 pin_project! {

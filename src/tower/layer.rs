@@ -8,8 +8,9 @@ use tower_layer::Layer;
 
 use crate::{
     core::{error::VerifyError, verify::Verifier},
-    intake::{acknowledge::Acknowledger, config::Config},
+    intake::acknowledge::Acknowledger,
     store::SharedStore,
+    tower::config::Config,
     tower::{acknowledge::Acknowledge, service::Verify},
     worker::metrics::Metrics,
 };

@@ -6,6 +6,7 @@ pub(crate) mod acknowledge;
 #[cfg(feature = "axum")]
 pub(crate) mod axum;
 pub(crate) mod body;
+pub(crate) mod config;
 pub(crate) mod future;
 pub(crate) mod layer;
 pub(crate) mod route;

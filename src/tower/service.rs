@@ -12,7 +12,7 @@ use http_body_util::Full;
 use tower_service::Service;
 
 use crate::{
-    core::error::BoxError, intake::config::Config, tower::body::Collect,
+    core::error::BoxError, tower::body::Collect, tower::config::Config,
     tower::future::ResponseFuture,
 };
 

@@ -78,20 +78,24 @@ impl Metrics {
         }
     }
 
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     pub(crate) fn rejected(&self, kind: ErrorKind) {
         if let Some(index) = KINDS.iter().position(|k| *k == kind) {
             self.counters.rejected[index].fetch_add(1, Relaxed);
         }
     }
 
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     pub(crate) fn accepted(&self) {
         self.counters.accepted.fetch_add(1, Relaxed);
     }
 
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     pub(crate) fn duplicate(&self) {
         self.counters.duplicates.fetch_add(1, Relaxed);
     }
 
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     pub(crate) fn unavailable(&self) {
         self.counters.unavailable.fetch_add(1, Relaxed);
     }
@@ -169,6 +173,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     fn counts_rejections_by_kind() {
         let metrics = Metrics::new();
         metrics.rejected(ErrorKind::SignatureMismatch);
@@ -182,6 +187,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     fn clones_share_counters() {
         let metrics = Metrics::new();
         metrics.clone().accepted();
