@@ -555,3 +555,702 @@ fn send_refuses_https_and_listen_a_busy_address() {
     );
     assert_eq!(output.status.code(), Some(3));
 }
+
+// ---- deliveries ------------------------------------------------------------------------
+
+/// `deliveries` on SQLite files written by the axum example receiver (a real process, sent
+/// real HTTP deliveries by `send`), in most tests while the receiver still runs on the file.
+#[cfg(feature = "axum")]
+mod deliveries {
+    use std::{
+        collections::HashSet,
+        env, fs,
+        path::Path,
+        process::ExitStatus,
+        sync::{Arc, Mutex, PoisonError},
+        time::SystemTime,
+    };
+
+    use printone_webhooks::{sign_raw, store::DeliveryId, Secret};
+    use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+
+    use super::*;
+
+    /// The event the demo handler is told to fail.
+    const FAILING: &str = "order_status_update";
+    /// An event it handles.
+    const MAILING: &str = "mailing_delivered";
+    /// Why the demo handler fails a `FAILING` delivery.
+    const REASON: &str = "PRINTONE_DEMO_FAIL_EVENT fails every order_status_update delivery";
+    /// Settings under which every `FAILING` delivery is dead-lettered at its first attempt.
+    const DEAD_AT_ONCE: [(&str, &str); 2] = [
+        ("PRINTONE_DEMO_FAIL_EVENT", FAILING),
+        ("PRINTONE_MAX_ATTEMPTS", "1"),
+    ];
+
+    /// The axum example `cargo test` built beside this test, refused when a source it was
+    /// built from changed after it was built.
+    fn receiver_binary() -> PathBuf {
+        let exe = env::current_exe().expect("the test binary's path");
+        let profile = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary is in target/<profile>/deps/");
+        let binary = profile.join("examples").join("axum");
+        let modified = |path: &Path| fs::metadata(path).and_then(|meta| meta.modified()).ok();
+        let built = modified(&binary).unwrap_or_else(|| {
+            panic!(
+                "{} is missing: `cargo test --all-features` builds the examples (a `--test` \
+                 filter alone does not; `cargo build --examples --all-features` does)",
+                binary.display()
+            )
+        });
+        // The dep-info file: `target: source source…`, spaces in paths escaped.
+        let dep_info = fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
+        let line = dep_info.lines().next().unwrap_or_default();
+        let list = line
+            .split_once(": ")
+            .map_or("", |(_, list)| list)
+            .replace("\\ ", "\0");
+        let changed: Vec<PathBuf> = list
+            .split(' ')
+            .filter(|source| !source.is_empty())
+            .map(|source| PathBuf::from(source.replace('\0', " ")))
+            .filter(|source| modified(source).is_some_and(|at| at > built))
+            .collect();
+        assert!(
+            changed.is_empty(),
+            "{} is older than {changed:?}: rebuild it with `cargo build --examples --all-features`",
+            binary.display()
+        );
+        binary
+    }
+
+    /// A folder of its own for one test's store; kept when the test fails.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let file = format!("cli-deliveries-{}-{name}", std::process::id());
+            let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).expect("create the scratch folder");
+            Self(path)
+        }
+
+        fn store(&self) -> String {
+            format!("sqlite:{}", self.0.join("deliveries.db").display())
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            if !thread::panicking() {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    /// A running axum example receiver on a scratch store.
+    struct Receiver {
+        child: Child,
+        url: String,
+        stdout: Arc<Mutex<Vec<String>>>,
+        reader: Option<thread::JoinHandle<()>>,
+        log: Arc<Mutex<String>>,
+    }
+
+    impl Receiver {
+        fn start(scratch: &Scratch, settings: &[(&str, &str)]) -> Self {
+            let mut command = Command::new(receiver_binary());
+            for (name, _) in env::vars_os() {
+                if name.to_string_lossy().starts_with("PRINTONE_") {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .current_dir(&scratch.0)
+                .env("PRINTONE_BIND", "127.0.0.1:0")
+                .env(SECRET_ENV, SECRET)
+                .env("PRINTONE_STORE", scratch.store())
+                .env("RUST_LOG", "info")
+                .envs(settings.iter().copied())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = command.spawn().expect("the axum example starts");
+            let stdout_pipe = child.stdout.take().expect("stdout");
+            let stderr_pipe = child.stderr.take().expect("stderr");
+            let stdout = Arc::new(Mutex::new(Vec::new()));
+            let lines = Arc::clone(&stdout);
+            let reader = thread::spawn(move || {
+                for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
+                    lines
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(line);
+                }
+            });
+            let log = Arc::new(Mutex::new(String::new()));
+            let text = Arc::clone(&log);
+            let (listening, url) = mpsc::channel();
+            thread::spawn(move || {
+                for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                    if let Some((_, url)) = line.split_once("listening on ") {
+                        let _ = listening.send(url.to_owned());
+                    }
+                    let mut text = text.lock().unwrap_or_else(PoisonError::into_inner);
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            });
+            let mut receiver = Self {
+                child,
+                url: String::new(),
+                stdout,
+                reader: Some(reader),
+                log,
+            };
+            receiver.url = url
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("the receiver did not listen:\n{}", receiver.log()));
+            receiver
+        }
+
+        fn log(&self) -> String {
+            self.log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }
+
+        /// Posts a signed delivery of `event` for the object `data_id` with `send`.
+        fn send(&self, event: &'static str, data_id: &str) -> Sent {
+            let body = format!(
+                r#"{{"data":{{"id":"{data_id}","status":"order_processed"}},"event":"{event}","created_at":"2024-06-03T13:14:46.501Z"}}"#
+            );
+            let path = body_file(data_id, body.as_bytes());
+            let output = send(
+                &[&self.url, "--file", path.to_str().expect("UTF-8")],
+                SECRET,
+            );
+            assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+            let secret = Secret::new(SECRET).expect("the test secret is not empty");
+            let id = DeliveryId::from_signature(&sign_raw(&secret, body.as_bytes()));
+            Sent {
+                id: id.to_string(),
+                data_id: data_id.to_owned(),
+            }
+        }
+
+        /// The data ids of the `handled` lines printed so far.
+        fn handled(&self) -> Vec<String> {
+            self.stdout
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .filter_map(|line| Some(line.strip_prefix("handled event=")?.split_once(" id=")?.1))
+                .map(str::to_owned)
+                .collect()
+        }
+
+        fn wait_until_handled(&self, sent: &[Sent]) {
+            let deadline = Instant::now() + PATIENCE;
+            loop {
+                let handled = self.handled();
+                if sent.iter().all(|sent| handled.contains(&sent.data_id)) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "not all of {:?} were handled: {handled:?}\n{}",
+                    sent.iter().map(|s| &s.data_id).collect::<Vec<_>>(),
+                    self.log()
+                );
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        /// SIGTERM; waits (bounded) for the exit. Returns the status and every handled id.
+        fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+            let pid = self.child.id().to_string();
+            let sent = Command::new("kill").args(["-TERM", &pid]).status();
+            assert!(sent.expect("`kill` runs").success());
+            let deadline = Instant::now() + PATIENCE;
+            let status = loop {
+                if let Some(status) = self.child.try_wait().expect("the receiver's status") {
+                    break status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no exit after SIGTERM:\n{}",
+                    self.log()
+                );
+                thread::sleep(Duration::from_millis(10));
+            };
+            if let Some(reader) = self.reader.take() {
+                reader.join().expect("the stdout reader");
+            }
+            (status, self.handled())
+        }
+    }
+
+    impl Drop for Receiver {
+        fn drop(&mut self) {
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+            if thread::panicking() {
+                eprintln!("--- the receiver's log ---\n{}", self.log());
+            }
+        }
+    }
+
+    /// A delivery that got its 200: its id (64 hex characters) and its data id.
+    #[derive(Debug)]
+    struct Sent {
+        id: String,
+        data_id: String,
+    }
+
+    impl Sent {
+        /// The id as `list` prints it.
+        fn short(&self) -> &str {
+            &self.id[..16]
+        }
+    }
+
+    /// A store the receiver filled and still runs on: `dead` deliveries the demo handler failed
+    /// at their one attempt, then `done` deliveries it handled.
+    struct Filled {
+        scratch: Scratch,
+        store: Store,
+        receiver: Receiver,
+        dead: Vec<Sent>,
+        done: Vec<Sent>,
+    }
+
+    impl Filled {
+        fn new(name: &str, dead: usize, done: usize) -> Self {
+            let scratch = Scratch::new(name);
+            let store = Store(scratch.store());
+            let receiver = Receiver::start(&scratch, &DEAD_AT_ONCE);
+            let dead: Vec<Sent> = (0..dead)
+                .map(|n| receiver.send(FAILING, &format!("ord_{name}_{n}")))
+                .collect();
+            let done: Vec<Sent> = (0..done)
+                .map(|n| receiver.send(MAILING, &format!("mlg_{name}_{n}")))
+                .collect();
+            receiver.wait_until_handled(&done);
+            store.wait_for(&["--state", "dead"], dead.len());
+            Self {
+                scratch,
+                store,
+                receiver,
+                dead,
+                done,
+            }
+        }
+    }
+
+    /// The `deliveries` commands on one store.
+    struct Store(String);
+
+    impl Store {
+        /// `deliveries --store <this store> ARGS…`.
+        fn run(&self, args: &[&str]) -> Output {
+            deliveries(&self.0, args)
+        }
+
+        /// `list ARGS…`, which must succeed, parsed.
+        fn list(&self, args: &[&str]) -> Vec<Line> {
+            let mut all = vec!["list"];
+            all.extend_from_slice(args);
+            let output = self.run(&all);
+            assert_eq!(output.status.code(), Some(0), "{}", error(&output));
+            stdout(&output).lines().map(Line::parse).collect()
+        }
+
+        /// Waits (bounded) until `list ARGS…` shows `count` deliveries.
+        fn wait_for(&self, args: &[&str], count: usize) -> Vec<Line> {
+            let deadline = Instant::now() + PATIENCE;
+            loop {
+                let lines = self.list(args);
+                if lines.len() == count {
+                    return lines;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "list {args:?} shows {lines:?}, not {count} deliveries"
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+
+        /// `show ID`, which must succeed.
+        fn show(&self, id: &str) -> String {
+            let output = self.run(&["show", id]);
+            assert_eq!(output.status.code(), Some(0), "{}", error(&output));
+            stdout(&output)
+        }
+    }
+
+    fn deliveries(store: &str, args: &[&str]) -> Output {
+        let mut all = vec!["deliveries", "--store", store];
+        all.extend_from_slice(args);
+        run(tool(&all).env_remove("PRINTONE_STORE"), b"")
+    }
+
+    fn error(output: &Output) -> String {
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// One `list` line: `ID STATE EVENT DATA_ID attempts=N received=TIME reason=REASON`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Line {
+        id: String,
+        state: String,
+        event: String,
+        data_id: String,
+        attempts: u32,
+        received: SystemTime,
+        reason: String,
+    }
+
+    impl Line {
+        fn parse(line: &str) -> Self {
+            let fields: Vec<&str> = line.splitn(7, ' ').collect();
+            let [id, state, event, data_id, attempts, received, reason] = fields[..] else {
+                panic!("not a list line: {line}");
+            };
+            let value = |field: &str, name: &str| {
+                field
+                    .strip_prefix(name)
+                    .unwrap_or_else(|| panic!("no {name} in {line}"))
+                    .to_owned()
+            };
+            let received = OffsetDateTime::parse(&value(received, "received="), &Rfc3339)
+                .unwrap_or_else(|_| panic!("received is no RFC 3339 time in {line}"));
+            Self {
+                id: id.to_owned(),
+                state: state.to_owned(),
+                event: event.to_owned(),
+                data_id: data_id.to_owned(),
+                attempts: value(attempts, "attempts=")
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad attempts in {line}")),
+                received: received.into(),
+                reason: value(reason, "reason="),
+            }
+        }
+    }
+
+    fn ids(lines: &[Line]) -> HashSet<&str> {
+        lines.iter().map(|line| line.id.as_str()).collect()
+    }
+
+    fn shorts(sent: &[Sent]) -> HashSet<&str> {
+        sent.iter().map(Sent::short).collect()
+    }
+
+    #[test]
+    fn deliveries_list_prints_one_line_per_delivery_and_filters_by_state_and_event() {
+        let filled = Filled::new("list", 3, 2);
+        let all = filled.store.list(&[]);
+        assert_eq!(all.len(), 5, "{all:?}");
+        let a_minute_ago = SystemTime::now() - Duration::from_secs(60);
+        for (sent, expected) in filled
+            .dead
+            .iter()
+            .map(|sent| (sent, ("dead", FAILING, format!("{REASON:?}"))))
+            .chain(
+                filled
+                    .done
+                    .iter()
+                    .map(|sent| (sent, ("done", MAILING, "-".to_owned()))),
+            )
+        {
+            let line = all
+                .iter()
+                .find(|line| line.id == sent.short())
+                .unwrap_or_else(|| panic!("{sent:?} is not listed: {all:?}"));
+            let (state, event, reason) = expected;
+            assert_eq!(
+                (
+                    line.state.as_str(),
+                    line.event.as_str(),
+                    line.data_id.as_str()
+                ),
+                (state, event, sent.data_id.as_str()),
+                "{line:?}"
+            );
+            assert_eq!((line.attempts, line.reason.as_str()), (1, reason.as_str()));
+            assert!(
+                line.received > a_minute_ago && line.received <= SystemTime::now(),
+                "{line:?}"
+            );
+        }
+        // Newest first: the last two sent.
+        let newest = filled.store.list(&["--limit", "2"]);
+        let expected: Vec<&str> = filled.done.iter().rev().map(Sent::short).collect();
+        let listed: Vec<&str> = newest.iter().map(|line| line.id.as_str()).collect();
+        assert_eq!(listed, expected);
+
+        assert_eq!(
+            ids(&filled.store.list(&["--state", "dead"])),
+            shorts(&filled.dead)
+        );
+        assert_eq!(
+            ids(&filled.store.list(&["--state", "done"])),
+            shorts(&filled.done)
+        );
+        assert_eq!(filled.store.list(&["--state", "pending"]), []);
+        assert_eq!(
+            ids(&filled.store.list(&["--event", MAILING])),
+            shorts(&filled.done)
+        );
+        assert_eq!(
+            ids(&filled.store.list(&["--event", FAILING])),
+            shorts(&filled.dead)
+        );
+        assert_eq!(
+            filled.store.list(&["--state", "dead", "--event", MAILING]),
+            []
+        );
+        let bogus = filled.store.run(&["list", "--state", "lost"]);
+        assert_eq!(bogus.status.code(), Some(2), "{}", error(&bogus));
+    }
+
+    #[test]
+    fn deliveries_show_prints_the_headers_the_pretty_body_and_the_failed_attempt() {
+        let filled = Filled::new("show", 1, 1);
+        let dead = &filled.dead[0];
+        let text = filled.store.show(dead.short());
+        for expected in [
+            format!("id:          {}\n", dead.id),
+            "state:       dead\n".to_owned(),
+            format!("event:       {FAILING}\n"),
+            format!("data id:     {}\n", dead.data_id),
+            "attempts:    1\n".to_owned(),
+            format!("last reason: {REASON}\n"),
+            format!("headers:\n  x-printone-event: {FAILING}\n"),
+            "  signature under x-webhook-hmac-sha256 (secret #0)\n".to_owned(),
+            "history:\n  #1 ".to_owned(),
+            format!(" ms failed: {REASON}\nbody:\n{{\n  \"data\": {{\n"),
+            format!("    \"id\": \"{}\",\n", dead.data_id),
+            format!("  \"event\": \"{FAILING}\",\n"),
+        ] {
+            assert!(text.contains(&expected), "{expected:?} is not in:\n{text}");
+        }
+        assert_eq!(text.matches("\n  #").count(), 1, "one attempt:\n{text}");
+        // The whole id names it too.
+        assert_eq!(filled.store.show(&dead.id), text);
+
+        let done = filled.store.show(filled.done[0].short());
+        for expected in [
+            "state:       done\n",
+            "last reason: -\n",
+            " ms handled\n",
+            "body:\n  (dropped once handled; only the id is kept)\n",
+        ] {
+            assert!(done.contains(expected), "{expected:?} is not in:\n{done}");
+        }
+    }
+
+    #[test]
+    fn deliveries_replay_puts_dead_letters_back_for_the_receiver_to_handle() {
+        let filled = Filled::new("replay", 3, 1);
+        let first = &filled.dead[0];
+
+        // The running receiver picks the replayed delivery up; its handler still fails it.
+        let replayed = filled.store.run(&["replay", first.short()]);
+        assert_eq!(
+            (replayed.status.code(), stdout(&replayed)),
+            (Some(0), "replayed 1\n".to_owned()),
+            "{}",
+            error(&replayed)
+        );
+        let deadline = Instant::now() + PATIENCE;
+        while !filled.store.show(first.short()).contains("\n  #2 ") {
+            assert!(Instant::now() < deadline, "the replay was not attempted");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let text = filled.store.wait_for(&["--state", "dead"], 3);
+        assert!(text.iter().all(|line| line.attempts == 1), "{text:?}");
+        let history = filled.store.show(first.short());
+        assert_eq!(history.matches(" ms failed: ").count(), 2, "{history}");
+
+        // Only dead letters are replayed.
+        let not_dead = filled.store.run(&["replay", filled.done[0].short()]);
+        assert_eq!(not_dead.status.code(), Some(1), "{}", error(&not_dead));
+        assert_eq!(stdout(&not_dead), "replayed 0\n");
+
+        let (status, _) = filled.receiver.terminate();
+        assert!(status.success(), "{status}");
+        let other_event = filled
+            .store
+            .run(&["replay", "--all-dead", "--event", MAILING]);
+        assert_eq!(stdout(&other_event), "replayed 0\n");
+        let all = filled
+            .store
+            .run(&["replay", "--all-dead", "--event", FAILING]);
+        assert_eq!(
+            (all.status.code(), stdout(&all)),
+            (Some(0), "replayed 3\n".to_owned()),
+            "{}",
+            error(&all)
+        );
+        let pending = filled.store.list(&["--state", "pending"]);
+        assert_eq!(ids(&pending), shorts(&filled.dead));
+        assert!(pending.iter().all(|line| line.attempts == 0), "{pending:?}");
+
+        // Restarted without the failing handler, the receiver handles them.
+        let receiver = Receiver::start(&filled.scratch, &[]);
+        receiver.wait_until_handled(&filled.dead);
+        let done = filled.store.wait_for(&["--state", "done"], 4);
+        assert!(done.iter().all(|line| line.reason == "-"), "{done:?}");
+        let (status, handled) = receiver.terminate();
+        assert!(status.success(), "{status}");
+        let mut handled = handled;
+        handled.sort();
+        let mut expected: Vec<String> = filled.dead.iter().map(|s| s.data_id.clone()).collect();
+        expected.sort();
+        assert_eq!(handled, expected, "handled once each, nothing else");
+        assert!(filled.store.show(first.short()).contains(" ms handled\n"));
+    }
+
+    #[test]
+    fn deliveries_purge_removes_what_finished_before_the_duration() {
+        let filled = Filled::new("purge", 2, 2);
+        let kept = filled.store.run(&["purge", "--older-than", "1h"]);
+        assert_eq!(
+            (kept.status.code(), stdout(&kept)),
+            (Some(0), "purged 0\n".to_owned()),
+            "{}",
+            error(&kept)
+        );
+        assert_eq!(filled.store.list(&[]).len(), 4);
+
+        thread::sleep(Duration::from_millis(1_100));
+        let fresh = filled.receiver.send(MAILING, "mlg_purge_fresh");
+        filled
+            .receiver
+            .wait_until_handled(std::slice::from_ref(&fresh));
+        filled.store.wait_for(&["--state", "done"], 3);
+        let purged = filled.store.run(&["purge", "--older-than", "1s"]);
+        assert_eq!(
+            (purged.status.code(), stdout(&purged)),
+            (Some(0), "purged 4\n".to_owned()),
+            "{}",
+            error(&purged)
+        );
+        let left = filled.store.list(&[]);
+        assert_eq!(ids(&left), HashSet::from([fresh.short()]), "{left:?}");
+
+        let bad = filled.store.run(&["purge", "--older-than", "3y"]);
+        assert_eq!(bad.status.code(), Some(2), "{}", error(&bad));
+    }
+
+    #[test]
+    fn deliveries_exits_1_for_an_id_no_delivery_has() {
+        let filled = Filled::new("unknown", 1, 1);
+        let unknown = "0".repeat(64);
+        for args in [
+            vec!["show", unknown.as_str()],
+            vec!["show", "00000000"],
+            vec!["replay", unknown.as_str()],
+            vec!["replay", "00000000"],
+        ] {
+            let output = filled.store.run(&args);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{args:?}: {}",
+                error(&output)
+            );
+        }
+        let show = filled.store.run(&["show", "00000000"]);
+        assert!(
+            error(&show).contains("no delivery 00000000"),
+            "{}",
+            error(&show)
+        );
+        // Not an id at all: a usage error.
+        let not_hex = filled.store.run(&["show", "xyz"]);
+        assert_eq!(not_hex.status.code(), Some(2), "{}", error(&not_hex));
+        // Nothing was changed.
+        assert_eq!(filled.store.list(&["--state", "dead"]).len(), 1);
+    }
+
+    #[test]
+    fn deliveries_exits_2_for_a_store_file_that_does_not_exist() {
+        let scratch = Scratch::new("missing");
+        let path = scratch.0.join("typo.db");
+        let store = format!("sqlite:{}", path.display());
+        for args in [
+            &["list"][..],
+            &["show", "abcd"],
+            &["replay", "--all-dead"],
+            &["purge", "--older-than", "7d"],
+        ] {
+            let output = deliveries(&store, args);
+            assert_eq!(output.status.code(), Some(2), "{args:?}");
+            assert!(output.stdout.is_empty(), "{args:?}");
+            let message = error(&output);
+            assert!(
+                message.contains(&path.display().to_string()) && message.contains("does not exist"),
+                "{args:?}: {message}"
+            );
+        }
+        // PRINTONE_STORE names it the same way.
+        let output = run(
+            tool(&["deliveries", "list"]).env("PRINTONE_STORE", &store),
+            b"",
+        );
+        assert_eq!(output.status.code(), Some(2));
+        assert!(error(&output).contains(&path.display().to_string()));
+        assert!(!path.exists(), "the missing store was created");
+        let memory = deliveries("memory", &["list"]);
+        assert_eq!(memory.status.code(), Some(2), "{}", error(&memory));
+    }
+
+    #[test]
+    fn deliveries_reads_the_store_while_the_receiver_writes_and_handles() {
+        let scratch = Scratch::new("running");
+        let store = Store(scratch.store());
+        // One at a time, 800 ms each: a delivery is still waiting when `list` runs right
+        // after its 200.
+        let slow = [
+            ("PRINTONE_DEMO_HANDLER_DELAY_MS", "800"),
+            ("PRINTONE_CONCURRENCY", "1"),
+        ];
+        let receiver = Receiver::start(&scratch, &slow);
+        let mut sent = Vec::new();
+        for n in 0..3 {
+            sent.push(receiver.send(MAILING, &format!("mlg_running_{n}")));
+            let lines = store.list(&[]);
+            assert_eq!(ids(&lines), shorts(&sent), "{lines:?}");
+            let newest = &lines[0];
+            assert_eq!(newest.id, sent[n].short(), "newest first: {lines:?}");
+            assert!(
+                ["pending", "leased"].contains(&newest.state.as_str()),
+                "{lines:?}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .all(|line| ["pending", "leased", "done"].contains(&line.state.as_str())),
+                "{lines:?}"
+            );
+        }
+        receiver.wait_until_handled(&sent);
+        let done = store.wait_for(&["--state", "done"], sent.len());
+        assert_eq!(ids(&done), shorts(&sent));
+        let (status, mut handled) = receiver.terminate();
+        assert!(status.success(), "{status}");
+        handled.sort();
+        let expected: Vec<String> = sent.iter().map(|s| s.data_id.clone()).collect();
+        assert_eq!(handled, expected, "handled once each");
+    }
+}
