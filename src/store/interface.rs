@@ -139,7 +139,8 @@ pub trait Store: Sealed + fmt::Debug + Send + Sync + 'static {
     fn replay_dead<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, u64>;
 
     /// Removes handled deliveries and dead letters that finished before `before`, and returns
-    /// how many. Pending and leased deliveries are never purged.
+    /// how many. Pending and leased deliveries are never purged. A purged id is forgotten: a
+    /// re-delivery of it is stored and handled again.
     ///
     /// # Errors
     ///

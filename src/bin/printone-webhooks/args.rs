@@ -130,7 +130,8 @@ pub(crate) enum DeliveriesCommand {
         #[arg(long, value_name = "NAME", requires = "all_dead")]
         event: Option<String>,
     },
-    /// Remove handled deliveries and dead letters that finished before a time
+    /// Remove handled deliveries and dead letters that finished before a time (a purged
+    /// delivery that Print.one sends again is then handled again)
     Purge {
         /// How old a finished delivery must be to go: `90s`, `30m`, `12h`, `7d`, `1d12h`.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
