@@ -6,7 +6,8 @@
 //! `PRINTONE_WEBHOOK_SECRET`, `PRINTONE_STORE`, `PRINTONE_MAX_BODY_BYTES`,
 //! `PRINTONE_BODY_TIMEOUT_MS`, `PRINTONE_QUEUE_CAPACITY`, `PRINTONE_CONCURRENCY`,
 //! `PRINTONE_LEASE_MS`, `PRINTONE_MAX_ATTEMPTS`, `PRINTONE_RETRY_BACKOFF_MS`,
-//! `PRINTONE_DEMO_HANDLER_DELAY_MS` and `PRINTONE_DEMO_FAIL_EVENT`.
+//! `PRINTONE_DEMO_HANDLER_DELAY_MS`, `PRINTONE_DEMO_FAIL_EVENT` and `PRINTONE_ADMIN_BIND` (the
+//! admin listener: `GET /metrics`, `GET /healthz`, `GET /readyz`).
 //!
 //! Every delivery handled in the background prints one line on stdout:
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
@@ -22,10 +23,11 @@ mod support;
 
 use std::process::ExitCode;
 
-use actix_web::{App, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use printone_webhooks::{
-    actix::{WebhookConfig, WebhookResource},
-    shutdown_signal, Secret, Verifier,
+    actix::{healthz, readyz, WebhookConfig, WebhookResource},
+    worker::Health,
+    Secret, Verifier,
 };
 use support::{Settings, ROUTE};
 
@@ -41,6 +43,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(store = %settings.store, "printone-webhooks receiver starting");
     let store = settings.open_store().await?;
 
+    let health = Health::new(store.clone());
+    let admin = match settings.admin()? {
+        Some(addr) => Some(admin_server(addr, health.clone())?),
+        None => None,
+    };
     let worker = settings.worker(store.clone()).spawn();
     let config = WebhookConfig::new(Verifier::new(secret.clone()))
         .with_max_body_bytes(settings.max_body_bytes)
@@ -64,13 +71,51 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = server.run();
     let handle = server.handle();
+    let draining = health.clone();
     actix_web::rt::spawn(async move {
-        shutdown_signal().await;
+        draining.shutdown_signal().await;
         tracing::info!("stopping: no new connections, finishing requests in flight");
         handle.stop(true).await;
     });
     server.await?;
     tracing::info!("stopped accepting; finishing running and due deliveries");
     worker.shutdown().await?;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     Ok(())
+}
+
+/// Starts the admin listener on `addr`: `/metrics`, `/healthz`, `/readyz`.
+fn admin_server(
+    addr: std::net::SocketAddr,
+    health: Health,
+) -> Result<actix_web::dev::ServerHandle, Box<dyn std::error::Error>> {
+    let prometheus = support::prometheus()?;
+    let server = HttpServer::new(move || {
+        let prometheus = prometheus.clone();
+        App::new()
+            .app_data(web::Data::new(health.clone()))
+            .route(
+                "/metrics",
+                web::get().to(move || {
+                    let text = prometheus.render();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("text/plain; version=0.0.4")
+                            .body(text)
+                    }
+                }),
+            )
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?;
+    tracing::info!("admin listener on http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok(handle)
 }

@@ -16,6 +16,7 @@
 //! | `PRINTONE_RETRY_BACKOFF_MS` | `1000` | wait before the first retry, doubling after each failure |
 //! | `PRINTONE_DEMO_HANDLER_DELAY_MS` | `0` | how long the demo handler works on each delivery |
 //! | `PRINTONE_DEMO_FAIL_EVENT` | unset | the demo handler fails every delivery of this event (to show retries and dead letters) |
+//! | `PRINTONE_ADMIN_BIND` | unset (off) | an address of its own for the admin listener: `GET /metrics` (Prometheus text), `GET /healthz`, `GET /readyz` (503 while draining or when the store is down) |
 //!
 //! Every delivery handled in the background prints one line on stdout:
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
@@ -29,8 +30,12 @@ mod support;
 
 use std::process::ExitCode;
 
-use axum::Router;
-use printone_webhooks::{shutdown_signal, tower::VerifyLayer, Secret, Verifier};
+use axum::{routing::get, Router};
+use printone_webhooks::{
+    tower::{HealthService, VerifyLayer},
+    worker::Health,
+    Secret, Verifier,
+};
 use support::{Settings, ROUTE};
 
 #[tokio::main]
@@ -45,6 +50,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(store = %settings.store, "printone-webhooks receiver starting");
     let store = settings.open_store().await?;
 
+    let health = Health::new(store.clone());
+    let admin = match settings.admin()? {
+        Some(addr) => Some(serve_admin(addr, health.clone()).await?),
+        None => None,
+    };
     let worker = settings.worker(store.clone()).spawn();
     let receiver = VerifyLayer::new(Verifier::new(secret.clone()))
         .with_max_body_bytes(settings.max_body_bytes)
@@ -58,10 +68,36 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if settings.generated {
         support::print_development_help(&settings.secret_text, &secret, local);
     }
+    let draining = health.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move { draining.shutdown_signal().await })
         .await?;
     tracing::info!("stopped accepting; finishing running and due deliveries");
     worker.shutdown().await?;
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     Ok(())
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the receiver stops.
+async fn serve_admin(
+    addr: std::net::SocketAddr,
+    health: Health,
+) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error>> {
+    let prometheus = support::prometheus()?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        )
+        .route_service("/healthz", HealthService::new(health.clone()))
+        .route_service("/readyz", HealthService::new(health));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("admin listener on http://{}", listener.local_addr()?);
+    Ok(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the admin listener stopped");
+        }
+    }))
 }

@@ -2,7 +2,9 @@
 //! hosts stop them: `kill -9` once every delivery got its 200, `kill -9` in the middle of the
 //! load, and SIGTERM while retries are still pending. Deliveries go over real HTTP on
 //! 127.0.0.1; what was handled is read from the receivers' `handled event=… id=…` lines, what
-//! is left in the store from `printone-webhooks deliveries list`.
+//! is left in the store from `printone-webhooks deliveries list`. The admin listener
+//! (`PRINTONE_ADMIN_BIND`) is read as an operator reads it: `/metrics` after a known mix of
+//! deliveries, `/readyz` while the receiver drains.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -737,4 +739,221 @@ fn axum_receiver_exits_0_on_sigterm_and_leaves_pending_retries_stored() {
 #[test]
 fn actix_receiver_exits_0_on_sigterm_and_leaves_pending_retries_stored() {
     sigterm_with_retries_pending(Example::Actix);
+}
+
+// ---- The admin listener (PRINTONE_ADMIN_BIND): metrics and health as operators read them ----
+
+/// A free port on 127.0.0.1 for the admin listener (bound, then released).
+fn free_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address")
+}
+
+/// `GET path` on `address`: the status and the body, or `None` when nothing answered.
+fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(PATIENCE)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split(' ').nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
+
+/// The value of the sample `name` (with its labels, as Prometheus prints them) in `text`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Waits (bounded) until `GET /metrics` shows `name` at `value`.
+fn wait_for_sample(admin: SocketAddr, name: &str, value: f64) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, text) = get(admin, "/metrics").expect("the admin listener answers");
+        assert_eq!(status, 200);
+        if sample(&text, name) == Some(value) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not reach {value} within {PATIENCE:?}:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn metrics_after_a_known_mix(example: Example) {
+    let scratch = Scratch::new(&format!("{}-metrics", example.name()));
+    let admin = free_address();
+    let admin_text = admin.to_string();
+    let settings = [
+        ("PRINTONE_ADMIN_BIND", admin_text.as_str()),
+        ("PRINTONE_DEMO_FAIL_EVENT", MAILING),
+        ("PRINTONE_MAX_ATTEMPTS", "2"),
+        ("PRINTONE_RETRY_BACKOFF_MS", "10"),
+    ];
+    let receiver = Receiver::start(example, &scratch, &settings);
+    let orders: Vec<Delivery> = (0..3)
+        .map(|n| delivery(ORDER, format!("ord_{}_metrics_{n}", example.name())))
+        .collect();
+    let failing = delivery(MAILING, format!("mlg_{}_metrics", example.name()));
+    for delivery in orders.iter().chain([&failing]) {
+        assert_eq!(post(receiver.address, delivery), Some(200));
+    }
+    assert_eq!(
+        post(receiver.address, &orders[0]),
+        Some(200),
+        "a re-delivery"
+    );
+    let mut forged = delivery(ORDER, "ord_forged".to_owned());
+    forged.body.push(' ');
+    assert_eq!(post(receiver.address, &forged), Some(401));
+
+    let text = wait_for_sample(admin, "printone_webhooks_dead_letters_total", 1.0);
+    let text = if sample(&text, "printone_webhooks_handled_total") == Some(3.0) {
+        text
+    } else {
+        wait_for_sample(admin, "printone_webhooks_handled_total", 3.0)
+    };
+    let expected = [
+        (
+            "printone_webhooks_deliveries_total{outcome=\"accepted\"}",
+            4.0,
+        ),
+        (
+            "printone_webhooks_deliveries_total{outcome=\"duplicate\"}",
+            1.0,
+        ),
+        (
+            "printone_webhooks_refused_total{kind=\"signature_mismatch\"}",
+            1.0,
+        ),
+        ("printone_webhooks_handled_total", 3.0),
+        ("printone_webhooks_attempts_failed_total", 2.0),
+        ("printone_webhooks_retries_total", 1.0),
+        ("printone_webhooks_dead_letters_total", 1.0),
+        ("printone_webhooks_acknowledge_seconds_count", 5.0),
+        ("printone_webhooks_handled_delay_seconds_count", 3.0),
+        (
+            "printone_webhooks_handler_seconds_count{outcome=\"ok\"}",
+            3.0,
+        ),
+        (
+            "printone_webhooks_handler_seconds_count{outcome=\"failed\"}",
+            2.0,
+        ),
+    ];
+    for (name, value) in expected {
+        assert_eq!(sample(&text, name), Some(value), "{name} in:\n{text}");
+    }
+    let dead = wait_for_sample(
+        admin,
+        "printone_webhooks_stored_deliveries{state=\"dead\"}",
+        1.0,
+    );
+    assert_eq!(
+        sample(&dead, "printone_webhooks_stored_deliveries{state=\"done\"}"),
+        Some(3.0)
+    );
+    for secret_or_body in [SECRET, "ord_", "mlg_"] {
+        assert!(
+            !text.contains(secret_or_body),
+            "{secret_or_body} in the metrics"
+        );
+    }
+    assert_eq!(get(admin, "/healthz").map(|(code, _)| code), Some(200));
+    assert_eq!(get(admin, "/readyz"), Some((200, "ready\n".to_owned())));
+    let (status, _, _) = receiver.terminate();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn axum_receiver_serves_metrics_that_count_a_known_mix_of_deliveries() {
+    metrics_after_a_known_mix(Example::Axum);
+}
+
+#[test]
+fn actix_receiver_serves_metrics_that_count_a_known_mix_of_deliveries() {
+    metrics_after_a_known_mix(Example::Actix);
+}
+
+fn readiness_during_the_drain(example: Example) {
+    let scratch = Scratch::new(&format!("{}-ready", example.name()));
+    let admin = free_address();
+    let admin_text = admin.to_string();
+    let settings = [
+        ("PRINTONE_ADMIN_BIND", admin_text.as_str()),
+        ("PRINTONE_DEMO_HANDLER_DELAY_MS", "1500"),
+        ("PRINTONE_CONCURRENCY", "1"),
+    ];
+    let receiver = Receiver::start(example, &scratch, &settings);
+    assert_eq!(get(admin, "/readyz"), Some((200, "ready\n".to_owned())));
+    let slow = delivery(ORDER, format!("ord_{}_ready", example.name()));
+    assert_eq!(post(receiver.address, &slow), Some(200));
+    thread::sleep(Duration::from_millis(200));
+    let sent = Command::new("kill")
+        .args(["-TERM", &receiver.child.id().to_string()])
+        .status()
+        .expect("`kill` runs");
+    assert!(sent.success());
+    // The handler still runs for a second: the receiver drains, and says so.
+    let deadline = Instant::now() + PATIENCE;
+    let draining = loop {
+        match get(admin, "/readyz") {
+            Some((503, body)) => break body,
+            Some((200, _)) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            other => panic!("readyz during the drain: {other:?}\n{}", receiver.log()),
+        }
+    };
+    assert_eq!(draining, "draining\n");
+    assert_eq!(
+        get(admin, "/healthz").map(|(code, _)| code),
+        Some(200),
+        "still alive"
+    );
+    let (status, _, printed) = receiver.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        printed,
+        std::slice::from_ref(&slow.id),
+        "the drain finished the running delivery"
+    );
+    assert!(
+        get(admin, "/readyz").is_none(),
+        "the admin listener stops with the receiver"
+    );
+}
+
+#[test]
+fn axum_receiver_is_not_ready_while_it_drains() {
+    readiness_during_the_drain(Example::Axum);
+}
+
+#[test]
+fn actix_receiver_is_not_ready_while_it_drains() {
+    readiness_during_the_drain(Example::Actix);
+}
+
+#[test]
+fn an_admin_listener_on_the_webhook_address_is_refused() {
+    let scratch = Scratch::new("admin-clash");
+    let output = Command::new(example_binary(Example::Axum))
+        .current_dir(&scratch.0)
+        .env("PRINTONE_BIND", "127.0.0.1:38999")
+        .env("PRINTONE_ADMIN_BIND", "127.0.0.1:38999")
+        .env("PRINTONE_WEBHOOK_SECRET", SECRET)
+        .env("PRINTONE_STORE", "memory")
+        .output()
+        .expect("the example runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PRINTONE_ADMIN_BIND"), "{stderr}");
 }

@@ -44,6 +44,9 @@ pub(crate) struct Settings {
     pub(crate) retry_backoff: Duration,
     /// `PRINTONE_DEMO_FAIL_EVENT`: the demo handler fails every delivery of this event.
     pub(crate) fail_event: Option<String>,
+    /// `PRINTONE_ADMIN_BIND`: where `/metrics`, `/healthz` and `/readyz` are served (off when
+    /// unset).
+    pub(crate) admin_bind: Option<SocketAddr>,
     /// The secret's text; generated when `PRINTONE_WEBHOOK_SECRET` is unset.
     pub(crate) secret_text: String,
     /// Whether the secret was generated (and the development help should be printed).
@@ -73,10 +76,52 @@ impl Settings {
             fail_event: env::var("PRINTONE_DEMO_FAIL_EVENT")
                 .ok()
                 .filter(|event| !event.is_empty()),
+            admin_bind: admin_bind()?,
             generated: given.is_none(),
             secret_text: given.unwrap_or_else(development_secret),
         })
     }
+}
+
+/// `PRINTONE_ADMIN_BIND`, when set and not empty.
+fn admin_bind() -> Result<Option<SocketAddr>, String> {
+    match env::var("PRINTONE_ADMIN_BIND") {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("PRINTONE_ADMIN_BIND={value:?} is not valid")),
+        Err(_) => Ok(None),
+    }
+}
+
+impl Settings {
+    /// The admin listener's address, refused when it is the webhook listener's.
+    pub(crate) fn admin(&self) -> Result<Option<SocketAddr>, String> {
+        match self.admin_bind {
+            Some(admin) if admin == self.bind && admin.port() != 0 => Err(format!(
+                "PRINTONE_ADMIN_BIND={admin} is the webhook listener's address: give the admin listener its own"
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Installs the Prometheus recorder the crate's `metrics` feed, and returns its handle, which
+/// renders the text `GET /metrics` answers.
+pub(crate) fn prometheus() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    // Buckets from half a millisecond to a minute: the time to the 200, the delay to handled,
+    // a handler's run.
+    const BUCKETS: [f64; 16] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
+    ];
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&BUCKETS)
+        .map_err(|error| format!("cannot set the metrics buckets: {error}"))?
+        .install_recorder()
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))
 }
 
 /// Reads and parses an environment variable, or returns `default` when it is unset.

@@ -73,13 +73,14 @@ impl Acknowledger {
 
     fn record(&self, outcome: &Acknowledgement, delivery: &Delivery) {
         let event = delivery.event_header();
+        let elapsed = delivery.received_at().elapsed().unwrap_or_default();
         match outcome {
             Acknowledgement::Accepted => {
-                self.metrics.accepted();
+                self.metrics.accepted(elapsed);
                 tracing::debug!(event, id = delivery.id(), "webhook stored");
             }
             Acknowledgement::Duplicate => {
-                self.metrics.duplicate();
+                self.metrics.duplicate(elapsed);
                 tracing::info!(
                     event,
                     id = delivery.id(),
@@ -87,11 +88,11 @@ impl Acknowledger {
                 );
             }
             Acknowledgement::Full => {
-                self.metrics.unavailable();
+                self.metrics.unavailable("backlog_full", elapsed);
                 tracing::warn!(event, id = delivery.id(), "backlog full; answering 503");
             }
             Acknowledgement::Failed(error) => {
-                self.metrics.unavailable();
+                self.metrics.unavailable("store_failed", elapsed);
                 tracing::error!(
                     event,
                     id = delivery.id(),

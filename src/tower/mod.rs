@@ -8,6 +8,7 @@ pub(crate) mod axum;
 pub(crate) mod body;
 pub(crate) mod config;
 pub(crate) mod future;
+pub(crate) mod health;
 pub(crate) mod layer;
 pub(crate) mod route;
 pub(crate) mod service;
@@ -17,6 +18,7 @@ pub use acknowledge::{Acknowledge, AcknowledgeFuture};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use axum::{Webhook, WebhookRejection};
 pub use future::ResponseFuture;
+pub use health::{HealthFuture, HealthService};
 pub use layer::VerifyLayer;
 pub use route::Route;
 pub use service::Verify;

@@ -6,9 +6,10 @@ use std::{
         atomic::{AtomicU64, Ordering::Relaxed},
         Arc,
     },
+    time::Duration,
 };
 
-use crate::core::error::ErrorKind;
+use crate::{core::error::ErrorKind, store::Counts, worker::export};
 
 /// Every [`ErrorKind`], in the order of [`MetricsSnapshot::rejected`].
 const KINDS: [ErrorKind; 9] = [
@@ -83,42 +84,58 @@ impl Metrics {
         if let Some(index) = KINDS.iter().position(|k| *k == kind) {
             self.counters.rejected[index].fetch_add(1, Relaxed);
         }
+        export::refused(kind.as_str());
     }
 
     #[cfg(any(feature = "tower", feature = "actix-web"))]
-    pub(crate) fn accepted(&self) {
+    pub(crate) fn accepted(&self, elapsed: Duration) {
         self.counters.accepted.fetch_add(1, Relaxed);
+        export::delivery("accepted");
+        export::acknowledged(elapsed);
     }
 
     #[cfg(any(feature = "tower", feature = "actix-web"))]
-    pub(crate) fn duplicate(&self) {
+    pub(crate) fn duplicate(&self, elapsed: Duration) {
         self.counters.duplicates.fetch_add(1, Relaxed);
+        export::delivery("duplicate");
+        export::acknowledged(elapsed);
     }
 
+    /// A 503: `reason` is `backlog_full` or `store_failed`.
     #[cfg(any(feature = "tower", feature = "actix-web"))]
-    pub(crate) fn unavailable(&self) {
+    pub(crate) fn unavailable(&self, reason: &'static str, elapsed: Duration) {
         self.counters.unavailable.fetch_add(1, Relaxed);
+        export::delivery(reason);
+        export::acknowledged(elapsed);
     }
 
-    pub(crate) fn handled(&self) {
+    /// A delivery handled `delay` after it was accepted, by an attempt of `duration`.
+    pub(crate) fn handled(&self, delay: Duration, duration: Duration) {
         self.counters.handled.fetch_add(1, Relaxed);
+        export::attempt(duration, true);
+        export::handled(delay);
     }
 
-    pub(crate) fn failed(&self) {
+    pub(crate) fn failed(&self, duration: Duration) {
         self.counters.failed.fetch_add(1, Relaxed);
+        export::attempt(duration, false);
     }
 
     pub(crate) fn retried(&self) {
         self.counters.retried.fetch_add(1, Relaxed);
+        export::retried();
     }
 
     pub(crate) fn dead_lettered(&self) {
         self.counters.dead_lettered.fetch_add(1, Relaxed);
+        export::dead_lettered();
     }
 
-    /// Records the backlog (pending and leased deliveries) the worker last read from the store.
-    pub(crate) fn set_backlog(&self, backlog: u64) {
-        self.counters.backlog.store(backlog, Relaxed);
+    /// Records what the worker last read of the store: the backlog (pending and leased) and,
+    /// with the `metrics` feature, the gauge per state.
+    pub(crate) fn set_counts(&self, counts: &Counts) {
+        self.counters.backlog.store(counts.backlog(), Relaxed);
+        export::stored(counts);
     }
 }
 
@@ -190,8 +207,8 @@ mod tests {
     #[cfg(any(feature = "tower", feature = "actix-web"))]
     fn clones_share_counters() {
         let metrics = Metrics::new();
-        metrics.clone().accepted();
-        metrics.clone().duplicate();
+        metrics.clone().accepted(Duration::ZERO);
+        metrics.clone().duplicate(Duration::ZERO);
         let snapshot = metrics.snapshot();
         assert_eq!((snapshot.accepted, snapshot.duplicates), (1, 1));
     }
@@ -200,7 +217,12 @@ mod tests {
     fn reports_the_last_backlog_read() {
         let metrics = Metrics::new();
         assert_eq!(metrics.snapshot().backlog, 0);
-        metrics.set_backlog(7);
+        let counts = Counts {
+            pending: 4,
+            leased: 3,
+            ..Counts::default()
+        };
+        metrics.set_counts(&counts);
         assert_eq!(metrics.snapshot().backlog, 7);
     }
 }

@@ -3,7 +3,9 @@
 
 pub(crate) mod attempt;
 pub(crate) mod dispatch;
+pub(crate) mod export;
 pub(crate) mod handler;
+pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod retry;
 pub(crate) mod run;
@@ -13,6 +15,7 @@ pub(crate) mod tally;
 
 pub use dispatch::Dispatcher;
 pub use handler::{Handler, HandlerFuture, Permanent};
+pub use health::{Health, Readiness, DEFAULT_READINESS_TIMEOUT};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use retry::RetryPolicy;
 pub use run::{Worker, WorkerHandle, DEFAULT_CONCURRENCY, DEFAULT_LEASE, DEFAULT_SHUTDOWN_TIMEOUT};

@@ -40,8 +40,11 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a worker waits before it asks a failing store again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
-/// How often the worker runs the store's housekeeping and reads its backlog.
+/// How often the worker runs the store's housekeeping.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(30);
+/// How often the worker reads how many deliveries the store holds in each state, for the
+/// backlog in [`Metrics`] and the `metrics` gauges.
+const COUNT_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs the registered [`Handler`] on every delivery in a store, after its sender got the 200.
 ///
@@ -208,6 +211,8 @@ impl Run {
 
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) -> WorkerReport {
         let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
+        let mut count = tokio::time::interval(COUNT_EVERY);
+        count.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.claim().await;
             if self.drained() {
@@ -232,6 +237,7 @@ impl Run {
                     self.store_retry = None;
                 }
                 _ = maintain.tick() => self.maintain().await,
+                _ = count.tick() => self.read_counts().await,
             }
         }
     }
@@ -422,6 +428,12 @@ impl Run {
         left
     }
 
+    async fn read_counts(&self) {
+        if let Ok(counts) = self.worker.store.counts().await {
+            self.worker.metrics.set_counts(&counts);
+        }
+    }
+
     async fn maintain(&mut self) {
         let store = &self.worker.store;
         // Small batches, so the writer is never held for long.
@@ -441,9 +453,7 @@ impl Run {
                 }
             }
         }
-        if let Ok(counts) = self.worker.store.counts().await {
-            self.worker.metrics.set_backlog(counts.backlog());
-        }
+        self.read_counts().await;
     }
 }
 

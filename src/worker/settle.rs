@@ -24,7 +24,7 @@ impl Settler {
         let settled = match &finished.result {
             Ok(()) => self.handled(&finished).await,
             Err(failure) => {
-                self.metrics.failed();
+                self.metrics.failed(finished.duration);
                 self.tally.failed(failure);
                 if failure.is_permanent() || finished.claimed.attempt >= self.retry.max_attempts() {
                     self.dead_letter(&finished).await
@@ -41,7 +41,13 @@ impl Settler {
     async fn handled(&self, finished: &Finished) -> Result<(), StoreError> {
         let lease = &finished.claimed.lease;
         self.store.complete(lease, &finished.record()).await?;
-        self.metrics.handled();
+        let delay = finished
+            .claimed
+            .delivery
+            .received_at()
+            .elapsed()
+            .unwrap_or_default();
+        self.metrics.handled(delay, finished.duration);
         self.tally.handled();
         tracing::debug!(id = lease.id.short(), "delivery handled");
         Ok(())
