@@ -19,9 +19,8 @@ pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 /// get deliveries: not while it drains (a shutdown signal came), and not while its store cannot
 /// be reached (it would answer 503 to every delivery). Serve it on an admin listener, never on
 /// the webhook route: with the `tower` feature through
-/// [`HealthService`](crate::tower::HealthService) (`GET …/healthz`, `GET …/readyz`), with
-/// `actix-web` through [`actix::healthz`](crate::actix::healthz) and
-/// [`actix::readyz`](crate::actix::readyz).
+/// `tower::HealthService` (`GET …/healthz`, `GET …/readyz`), with `actix-web` through the
+/// handlers `actix::healthz` and `actix::readyz`.
 ///
 /// Cloning is cheap: clones share the draining flag.
 #[derive(Debug, Clone)]
