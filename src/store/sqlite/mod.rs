@@ -586,6 +586,19 @@ fn get(connection: &Connection, id: &DeliveryId) -> rusqlite::Result<Option<Stor
     stored.history = history
         .query_map(params![seq], rows::attempt)?
         .collect::<rusqlite::Result<_>>()?;
+    let last = connection
+        .prepare_cached(sql::LAST_ATTEMPT)?
+        .query_row(params![seq], |row| {
+            Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))
+        })
+        .optional()?;
+    if let Some((Some(started), Some(duration))) = last {
+        stored.history.push(crate::store::Attempt {
+            started_at: rows::time(started),
+            duration: Duration::from_micros(u64::try_from(duration).unwrap_or(0)),
+            error: None,
+        });
+    }
     Ok(Some(stored))
 }
 

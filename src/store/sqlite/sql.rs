@@ -21,13 +21,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         due_at INTEGER,
         token INTEGER NOT NULL DEFAULT 0,
         owner INTEGER,
+        last_started_at INTEGER,
+        last_duration_us INTEGER,
         last_error TEXT,
         finished_at INTEGER,
         body BLOB
     );
     CREATE INDEX deliveries_due ON deliveries (state, due_at) WHERE state IN (0, 1);
     CREATE INDEX deliveries_finished ON deliveries (state, finished_at) WHERE state IN (2, 3);
-    CREATE INDEX deliveries_received ON deliveries (received_at);
     CREATE INDEX deliveries_state_received ON deliveries (state, received_at);
     CREATE TABLE attempts (
         delivery_seq INTEGER NOT NULL,
@@ -69,21 +70,32 @@ pub(crate) const EXPIRE_LEASES_OF: &str =
 
 pub(crate) const NEXT_DUE: &str = "SELECT min(due_at) FROM deliveries WHERE state IN (0, 1)";
 
-pub(crate) const RECORD_ATTEMPT: &str =
+/// A failed attempt's row (a successful one lives in the delivery's `last_*` columns):
+/// `?1` id, `?2` token, `?3` started, `?4` duration, `?5` error.
+pub(crate) const RECORD_FAILED_ATTEMPT: &str =
     "INSERT INTO attempts (delivery_seq, started_at, duration_us, error)
-    SELECT seq, ?3, ?4, ?5 FROM deliveries WHERE id = ?1 AND token = ?2 AND state = 1";
+    SELECT seq, ?3, ?4, ?5 FROM deliveries WHERE id = ?1 AND token = ?2";
 
+/// Done: `?1` id, `?2` token, `?3` now, `?4` started, `?5` duration.
 pub(crate) const COMPLETE: &str = "UPDATE deliveries
-    SET state = 2, body = NULL, due_at = NULL, last_error = NULL, finished_at = ?3
+    SET state = 2, body = NULL, due_at = NULL, last_error = NULL, finished_at = ?3,
+        last_started_at = ?4, last_duration_us = ?5
     WHERE id = ?1 AND token = ?2 AND state = 1";
 
+/// Due again at `?3`, after a failure `?6`: `?1` id, `?2` token, `?4` started, `?5` duration.
 pub(crate) const RETRY: &str = "UPDATE deliveries
-    SET state = 0, due_at = ?3, last_error = ?4
+    SET state = 0, due_at = ?3, last_started_at = ?4, last_duration_us = ?5, last_error = ?6
     WHERE id = ?1 AND token = ?2 AND state = 1";
 
+/// Given up at `?3` for the reason `?6`: `?1` id, `?2` token, `?4` started, `?5` duration.
 pub(crate) const DEAD_LETTER: &str = "UPDATE deliveries
-    SET state = 3, due_at = NULL, last_error = ?4, finished_at = ?3
+    SET state = 3, due_at = NULL, finished_at = ?3, last_started_at = ?4,
+        last_duration_us = ?5, last_error = ?6
     WHERE id = ?1 AND token = ?2 AND state = 1";
+
+/// The successful last attempt of a handled delivery: `?1` seq.
+pub(crate) const LAST_ATTEMPT: &str =
+    "SELECT last_started_at, last_duration_us FROM deliveries WHERE seq = ?1 AND state = 2";
 
 pub(crate) const RELEASE: &str = "UPDATE deliveries
     SET state = 0, due_at = ?3, attempts = max(attempts - 1, 0)

@@ -329,6 +329,9 @@ impl Writer {
         })
     }
 
+    /// Records the attempt's outcome in the delivery's row; a failure also gets a row of its
+    /// own in the history (a success is the row's last attempt, so a handled delivery costs
+    /// one statement).
     fn settle(
         &mut self,
         lease: &Lease,
@@ -338,40 +341,53 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let sqlite = |error: rusqlite::Error| rows::error(&error);
         let connection = &self.connection;
+        let started = micros(attempt.started_at);
         let duration = i64::try_from(attempt.duration.as_micros()).unwrap_or(i64::MAX);
-        let recorded = connection
-            .prepare_cached(sql::RECORD_ATTEMPT)
-            .and_then(|mut s| {
-                s.execute(params![
-                    lease_id(lease),
-                    token(lease),
-                    micros(attempt.started_at),
-                    duration,
-                    attempt.error,
-                ])
-            })
-            .map_err(sqlite)?;
-        if recorded == 0 {
-            return Err(lost(lease));
-        }
         let (statement, at) = match outcome {
             Outcome::Done => (sql::COMPLETE, now()),
             Outcome::Retry(at) => (sql::RETRY, micros(at)),
             Outcome::Dead => (sql::DEAD_LETTER, now()),
         };
         let changed = match outcome {
-            Outcome::Done => connection
-                .prepare_cached(statement)
-                .and_then(|mut s| s.execute(params![lease_id(lease), token(lease), at])),
+            Outcome::Done => connection.prepare_cached(statement).and_then(|mut s| {
+                s.execute(params![
+                    lease_id(lease),
+                    token(lease),
+                    at,
+                    started,
+                    duration
+                ])
+            }),
             Outcome::Retry(_) | Outcome::Dead => {
                 connection.prepare_cached(statement).and_then(|mut s| {
-                    s.execute(params![lease_id(lease), token(lease), at, attempt.error])
+                    s.execute(params![
+                        lease_id(lease),
+                        token(lease),
+                        at,
+                        started,
+                        duration,
+                        attempt.error
+                    ])
                 })
             }
         }
         .map_err(sqlite)?;
         if changed == 0 {
             return Err(lost(lease));
+        }
+        if !matches!(outcome, Outcome::Done) {
+            connection
+                .prepare_cached(sql::RECORD_FAILED_ATTEMPT)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        lease_id(lease),
+                        token(lease),
+                        started,
+                        duration,
+                        attempt.error
+                    ])
+                })
+                .map_err(sqlite)?;
         }
         match outcome {
             Outcome::Done | Outcome::Dead => effect.backlog -= 1,
