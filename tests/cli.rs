@@ -316,6 +316,9 @@ fn each_help_mentions_what_the_docs_say() {
                 "30 seconds",
                 "--file",
                 "--legacy-header",
+                "--signature",
+                "--tamper",
+                "--signature=-VALUE",
             ],
         ),
         (
@@ -382,7 +385,14 @@ struct Listener {
 
 impl Listener {
     fn start() -> Self {
-        let mut child = tool(&["listen", "--bind", "127.0.0.1:0"])
+        Self::start_with(&[])
+    }
+
+    /// `listen --bind 127.0.0.1:0 ARGS…`.
+    fn start_with(args: &[&str]) -> Self {
+        let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = tool(&all)
             .env(SECRET_ENV, SECRET)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -413,27 +423,46 @@ impl Listener {
         listener
     }
 
-    /// Reads until `count` deliveries have been printed completely (or the patience runs out).
+    /// What was printed for `count` requests. `listen` prints a request completely before it
+    /// answers; so once the senders have their answers,
+    /// everything is in the pipe: read until `count` verification lines, then until the pipe
+    /// is quiet (all within the patience).
     fn deliveries(&self, count: usize) -> String {
         let deadline = Instant::now() + PATIENCE;
         let mut text = String::new();
         let mut seen = 0;
         while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
+            let wait = if seen < count { 200 } else { 300 };
+            match self.lines.recv_timeout(Duration::from_millis(wait)) {
                 Ok(line) => {
-                    seen += usize::from(line.starts_with('}') || line.starts_with("body (0"));
+                    seen += usize::from(line.starts_with("verification: "));
                     text.push_str(&line);
                     text.push('\n');
-                    if seen == count {
-                        break;
-                    }
                 }
+                Err(mpsc::RecvTimeoutError::Timeout) if seen >= count => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
         text
     }
+}
+
+/// The printed requests, each from its `#N METHOD PATH from PEER` line up to the next.
+fn printed_requests(text: &str) -> Vec<String> {
+    let mut requests: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let starts = line.starts_with('#') && line.contains(" from 127.0.0.1:");
+        match requests.last_mut() {
+            Some(request) if !starts => {
+                request.push_str(line);
+                request.push('\n');
+            }
+            _ if starts => requests.push(format!("{line}\n")),
+            _ => {}
+        }
+    }
+    requests
 }
 
 impl Drop for Listener {
@@ -554,6 +583,280 @@ fn send_refuses_https_and_listen_a_busy_address() {
         b"",
     );
     assert_eq!(output.status.code(), Some(3));
+}
+
+// ---- send: what is sent is what was asked for ------------------------------------------
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn signed(body: &[u8]) -> String {
+    let secret = printone_webhooks::Secret::new(SECRET).expect("the test secret is not empty");
+    printone_webhooks::sign(&secret, body)
+}
+
+/// The header lines of one printed request, as `name: value`.
+fn header_lines(request: &str) -> Vec<&str> {
+    request
+        .lines()
+        .filter_map(|line| line.strip_prefix("  "))
+        .take_while(|line| line.contains(": "))
+        .collect()
+}
+
+#[test]
+fn send_sends_a_given_signature_and_a_body_changed_after_signing() {
+    let listener = Listener::start();
+    let url = format!("{}/hook", listener.address);
+    let sample = printone_webhooks::test_util::sample("order_status_update");
+    // A well-formed MAC of another body.
+    let other = signed(b"another body");
+
+    let given = send(&[&url, "--signature", &other], SECRET);
+    assert_eq!(given.status.code(), Some(1), "{}", stdout(&given));
+    assert!(
+        stdout(&given).contains("401 Unauthorized in "),
+        "{}",
+        stdout(&given)
+    );
+    let legacy = send(&[&url, "--signature", &other, "--legacy-header"], SECRET);
+    assert_eq!(legacy.status.code(), Some(1), "{}", stdout(&legacy));
+    let tampered = send(&[&url, "--tamper"], SECRET);
+    assert_eq!(tampered.status.code(), Some(1), "{}", stdout(&tampered));
+    assert!(
+        stdout(&tampered).contains(&format!("{} bytes, changed after signing)", sample.len())),
+        "{}",
+        stdout(&tampered)
+    );
+    assert!(stdout(&tampered).contains("401 Unauthorized in "));
+
+    let printed = printed_requests(&listener.deliveries(3));
+    assert_eq!(printed.len(), 3, "{printed:?}");
+    let signature_lines = |request: &str| -> Vec<String> {
+        header_lines(request)
+            .into_iter()
+            .filter(|line| line.contains("hmac-sha256: "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        signature_lines(&printed[0]),
+        [format!("x-webhook-hmac-sha256: {other}")]
+    );
+    assert_eq!(
+        signature_lines(&printed[1]),
+        [format!("x-printone-hmac-sha256: {other}")]
+    );
+    // Signed as the sample, then its first byte changed: `{` is sent as `z`.
+    assert_eq!(
+        signature_lines(&printed[2]),
+        [format!("x-webhook-hmac-sha256: {}", signed(&sample))]
+    );
+    assert!(
+        printed[2].contains(&format!(
+            "body ({} bytes):\nz{}",
+            sample.len(),
+            &String::from_utf8_lossy(&sample)[1..]
+        )),
+        "{}",
+        printed[2]
+    );
+    for request in &printed {
+        assert!(
+            request.contains("verification: invalid (signature_mismatch)"),
+            "{request}"
+        );
+    }
+}
+
+#[test]
+fn send_sends_a_signature_header_given_with_h_as_given_and_warns() {
+    let listener = Listener::start();
+    let url = format!("{}/hook", listener.address);
+    let sample = printone_webhooks::test_util::sample("coupon_code_used");
+    let wrong = signed(b"not the body");
+    let header = format!("x-webhook-hmac-sha256: {wrong}");
+    let overridden = send(
+        &[&url, "--trigger", "coupon_code_used", "-H", &header],
+        SECRET,
+    );
+    assert_eq!(overridden.status.code(), Some(1), "{}", stdout(&overridden));
+    assert!(stdout(&overridden).contains("401 Unauthorized in "));
+    assert_eq!(
+        stderr(&overridden),
+        "printone-webhooks: warning: x-webhook-hmac-sha256 is sent as given with -H; it \
+         overrides the computed signature, which is not sent\n"
+    );
+
+    // The correct value under the older name alone: accepted, and nothing else is added.
+    let legacy = format!("X-Printone-HMAC-SHA256: {}", signed(&sample));
+    let correct = send(
+        &[&url, "--trigger", "coupon_code_used", "-H", &legacy],
+        SECRET,
+    );
+    assert_eq!(correct.status.code(), Some(0), "{}", stdout(&correct));
+    assert!(stderr(&correct).contains("x-printone-hmac-sha256 is sent as given with -H"));
+
+    // Repeated: each value is sent.
+    let repeated = send(
+        &[&url, "-H", &header, "-H", "x-webhook-hmac-sha256: second="],
+        SECRET,
+    );
+    assert_eq!(repeated.status.code(), Some(1), "{}", stdout(&repeated));
+
+    let printed = printed_requests(&listener.deliveries(3));
+    assert_eq!(printed.len(), 3, "{printed:?}");
+    let signatures = |request: &str| -> Vec<String> {
+        header_lines(request)
+            .into_iter()
+            .filter(|line| line.contains("hmac-sha256: "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(signatures(&printed[0]), std::slice::from_ref(&header));
+    assert!(printed[0].contains("verification: invalid (signature_mismatch)"));
+    assert_eq!(
+        signatures(&printed[1]),
+        [format!("x-printone-hmac-sha256: {}", signed(&sample))]
+    );
+    assert!(
+        printed[1].contains("verification: valid -> 200 OK"),
+        "{}",
+        printed[1]
+    );
+    assert_eq!(
+        signatures(&printed[2]),
+        [header, "x-webhook-hmac-sha256: second=".to_owned()]
+    );
+}
+
+#[test]
+fn send_reports_a_413_that_arrives_before_the_body_is_written_with_exit_code_1() {
+    // listen reads 64 KiB, answers 413 and closes the connection with the rest unread, while
+    // send is still writing 16 MiB: writing the rest fails, and the answer is what counts.
+    let listener = Listener::start_with(&["--max-body-bytes", "65536"]);
+    let url = format!("{}/hook", listener.address);
+    let path = body_file("send-16mib", &vec![b'a'; 16 << 20]);
+    let path = path.to_str().expect("UTF-8 path");
+    // Whether the answer is read before or after a write fails is a race: try it often.
+    for attempt in 0..8 {
+        let output = send(&[&url, "--file", path], SECRET);
+        let text = stdout(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "attempt {attempt}: {text}{}",
+            stderr(&output)
+        );
+        assert!(
+            text.contains("413 Payload Too Large in "),
+            "attempt {attempt}: {text}"
+        );
+        assert!(
+            output.stderr.is_empty(),
+            "attempt {attempt}: {}",
+            stderr(&output)
+        );
+        if let Some(line) = text
+            .lines()
+            .find(|line| line.starts_with("answered before"))
+        {
+            assert!(
+                line.starts_with(
+                    "answered before the whole body was sent: the receiver closed the \
+                     connection after "
+                ),
+                "{line}"
+            );
+        }
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// A body whose signature starts with `+`, so that its URL-safe form starts with `-`.
+fn body_with_a_plus_signature() -> (String, String) {
+    (0..10_000)
+        .map(|n| format!(r#"{{"data":{{"id":"ord_{n}"}},"event":"order_status_update"}}"#))
+        .map(|body| {
+            let signature = signed(body.as_bytes());
+            (body, signature)
+        })
+        .find(|(_, signature)| signature.starts_with('+'))
+        .expect("one in 64 signatures starts with +")
+}
+
+#[test]
+fn a_value_starting_with_a_hyphen_is_given_with_equals_and_the_error_says_so() {
+    let (body, signature) = body_with_a_plus_signature();
+    let url_safe = signature.replace('+', "-").replace('/', "_");
+    assert!(url_safe.starts_with('-'));
+    let path = body_file("hyphen", body.as_bytes());
+    let path = path.to_str().expect("UTF-8 path");
+
+    for args in [
+        vec!["verify", path, "--signature", &url_safe],
+        vec!["verify", path, "-s", &url_safe],
+        vec!["send", "http://127.0.0.1:9/", "--signature", &url_safe],
+    ] {
+        let output = run(tool(&args).env(SECRET_ENV, SECRET), b"");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        let message = stderr(&output);
+        let expected = format!(
+            "error: {url_safe:?} was read as an option, not as the value of --signature\n\n  \
+             tip: a value that starts with '-' is written with '=': --signature={url_safe}\n\n\
+             Usage: printone-webhooks {} ",
+            args[0]
+        );
+        assert!(message.starts_with(&expected), "{args:?}:\n{message}");
+        assert!(
+            !message.contains("'-- "),
+            "clap's `-- VALUE` tip is wrong here: {message}"
+        );
+    }
+
+    let equals = format!("--signature={url_safe}");
+    let verified = run(
+        tool(&["verify", path, &equals]).env(SECRET_ENV, SECRET),
+        b"",
+    );
+    assert_eq!(verified.status.code(), Some(1), "{}", stderr(&verified));
+    assert!(
+        stdout(&verified).contains("likely cause: URL-safe base64: "),
+        "{}",
+        stdout(&verified)
+    );
+
+    let listener = Listener::start();
+    let url = format!("{}/hook", listener.address);
+    let sent = send(&[&url, "--file", path, &equals], SECRET);
+    assert_eq!(sent.status.code(), Some(1), "{}", stdout(&sent));
+    let printed = listener.deliveries(1);
+    assert!(
+        printed.contains(&format!("  x-webhook-hmac-sha256: {url_safe}\n")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("verification: invalid (malformed_signature)"),
+        "{printed}"
+    );
+
+    // A secret that starts with '-': the same advice, without the secret.
+    let secret = run(
+        &mut tool(&["sign", "--secret", "-hunter2-top-secret"]),
+        b"{}",
+    );
+    assert_eq!(secret.status.code(), Some(2));
+    let message = stderr(&secret);
+    assert!(
+        message.starts_with(
+            "error: its value was read as an option, not as the value of --secret\n\n  tip: a \
+             value that starts with '-' is written with '=': --secret=VALUE\n"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
 }
 
 // ---- deliveries ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 
 /// The exit codes, shown in `--help` and in the README's "Tools" section.
 pub(crate) const EXIT_CODES: &str = "\
@@ -30,8 +30,14 @@ const SEND_HELP: &str = "\
 Posts a correctly signed delivery to URL, like a local Print.one: a realistic sample of a \
 trigger (order_status_update, template_preview_rendered, batch_status_update, coupon_code_used, \
 or any other name for an unknown trigger) or the body of a file. Prints the status the \
-receiver answered and how long it took. Plain http:// only. Print.one gives up after 30 \
-seconds, and so does send unless --timeout says otherwise.";
+receiver answered and how long it took, also when it answered before the whole body was sent \
+(a 413). Plain http:// only. Print.one gives up after 30 seconds, and so does send unless \
+--timeout says otherwise.
+
+For negative tests, what is sent is exactly what was asked for: --signature sends a given value \
+instead of the computed signature, --tamper changes the body after signing, and a signature \
+header given with -H is sent as given (a warning says that it overrides the computed one). A \
+value that starts with '-' is written with '=': --signature=-VALUE.";
 
 const LISTEN_HELP: &str = "\
 A local verifying receiver, a drop-in for webhook inspection sites. Every request, on any path, \
@@ -217,7 +223,8 @@ pub(crate) struct VerifyArgs {
     /// The captured raw body, read as bytes; standard input when absent or `-`.
     #[arg(value_name = "BODY_FILE")]
     pub(crate) body: Option<PathBuf>,
-    /// The signature, as received in x-webhook-hmac-sha256.
+    /// The signature, as received in x-webhook-hmac-sha256 (a value that starts with '-' is
+    /// written --signature=VALUE).
     #[arg(long, short = 's', value_name = "VALUE")]
     pub(crate) signature: Option<String>,
     /// A captured request header, `NAME: VALUE` (repeat for each); every signature header
@@ -252,7 +259,16 @@ pub(crate) struct SendArgs {
     /// x-webhook-hmac-sha256.
     #[arg(long)]
     pub(crate) legacy_header: bool,
-    /// An extra request header, `NAME: VALUE` (repeat for each).
+    /// Send this value as the signature instead of the computed one (a value that starts with
+    /// '-' is written --signature=VALUE).
+    #[arg(long, value_name = "VALUE")]
+    pub(crate) signature: Option<String>,
+    /// Change the body after signing (its first byte), so that the signature no longer
+    /// matches.
+    #[arg(long)]
+    pub(crate) tamper: bool,
+    /// A request header, `NAME: VALUE` (repeat for each), sent as given in place of any built
+    /// header of that name; a signature header given here replaces the computed signature.
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub(crate) header: Vec<String>,
     /// Seconds to wait for the whole response.
@@ -278,11 +294,90 @@ pub(crate) struct ListenArgs {
     pub(crate) max_body_bytes: usize,
 }
 
+/// When a value that starts with `-` was given to an option as a separate word, clap reads it
+/// as a flag and suggests `-- VALUE`, which is wrong for an option. Returns the message that
+/// says how to write it instead: `--option=VALUE`.
+pub(crate) fn hyphen_value_hint(args: &[String]) -> Option<String> {
+    let root = Cli::command();
+    let mut command = &root;
+    let mut options: Vec<&clap::Arg> = command.get_arguments().collect();
+    let names = |arg: &clap::Arg| {
+        let long = arg.get_long().map(|long| format!("--{long}"));
+        let short = arg.get_short().map(|short| format!("-{short}"));
+        long.into_iter().chain(short).collect::<Vec<_>>()
+    };
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        }
+        if let Some(sub) = command.find_subcommand(word) {
+            command = sub;
+            options.extend(command.get_arguments());
+            continue;
+        }
+        let Some(option) = options.iter().find(|arg| names(arg).contains(word)) else {
+            continue;
+        };
+        if !option.get_action().takes_values() {
+            continue;
+        }
+        let value = words.next()?;
+        let is_an_option = options.iter().any(|arg| names(arg).contains(value));
+        if value.starts_with('-') && value != "-" && !is_an_option {
+            let name = names(option).into_iter().next().unwrap_or_default();
+            // A secret is not repeated on the screen.
+            let (what, shown) = if option.is_hide_env_values_set() {
+                ("its value".to_owned(), "VALUE")
+            } else {
+                (format!("{value:?}"), value.as_str())
+            };
+            return Some(format!(
+                "error: {what} was read as an option, not as the value of {name}\n\n  tip: a \
+                 value that starts with '-' is written with '=': {name}={shown}\n"
+            ));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_hyphen_value_after_an_option_gets_the_equals_form() {
+        let hint = hyphen_value_hint(&words("p send http://h/ --signature -abc=")).unwrap();
+        assert!(hint.contains("--signature=-abc="), "{hint}");
+        let short = hyphen_value_hint(&words("p verify b -s -abc= --secret x")).unwrap();
+        assert!(short.contains("--signature=-abc="), "{short}");
+        let header = hyphen_value_hint(&words("p send u -H -x")).unwrap();
+        assert!(header.contains("--header=-x"), "{header}");
+    }
+
+    #[test]
+    fn the_hint_for_a_secret_does_not_repeat_it() {
+        let hint = hyphen_value_hint(&words("p sign --secret -hunter2")).unwrap();
+        assert!(hint.contains("--secret=VALUE"), "{hint}");
+        assert!(!hint.contains("hunter2"), "{hint}");
+    }
+
+    #[test]
+    fn no_hint_for_stdin_a_following_option_or_the_equals_form() {
+        for line in [
+            "p send u --file -",
+            "p send u --signature --tamper",
+            "p send u --signature=-abc",
+            "p send u --tamper -x",
+            "p verify -- --signature -abc",
+        ] {
+            assert_eq!(hyphen_value_hint(&words(line)), None, "{line}");
+        }
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {

@@ -4,6 +4,7 @@
 //! `printone-webhooks --help` and the README's "Tools" section.
 
 mod args;
+mod client;
 mod deliveries;
 mod diagnose;
 mod input;
@@ -69,8 +70,32 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|error| Failure::network(format!("cannot start the async runtime: {error}")))
 }
 
+/// The command line, or the exit after an error (a value that starts with `-` given as a
+/// separate word gets a message that says to write `--option=VALUE`).
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|error| {
+        if error.use_stderr() {
+            let args: Vec<String> = std::env::args_os()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect();
+            if let Some(hint) = args::hyphen_value_hint(&args) {
+                let rendered = error.render().to_string();
+                let usage = rendered.find("Usage:").map_or("", |at| &rendered[at..]);
+                eprint!("{hint}\n{usage}");
+                return ExitCode::from(2);
+            }
+        }
+        let code = error.exit_code();
+        let _ = error.print();
+        ExitCode::from(u8::try_from(code).unwrap_or(2))
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli.command {
         Command::Sign(args) => sign::run(&args),
         Command::Verify(args) => verify::run(&args),
