@@ -329,6 +329,10 @@ fn each_help_mentions_what_the_docs_say() {
                 "pretty JSON",
                 "401",
                 "--bind",
+                "--forward-to",
+                "--forward-timeout",
+                "502",
+                "504",
             ],
         ),
     ];
@@ -423,8 +427,8 @@ impl Listener {
         listener
     }
 
-    /// What was printed for `count` requests. `listen` prints a request completely before it
-    /// answers; so once the senders have their answers,
+    /// What was printed for `count` requests. `listen` prints a request completely, the
+    /// forwarding line included, before it answers; so once the senders have their answers,
     /// everything is in the pipe: read until `count` verification lines, then until the pipe
     /// is quiet (all within the patience).
     fn deliveries(&self, count: usize) -> String {
@@ -859,6 +863,361 @@ fn a_value_starting_with_a_hyphen_is_given_with_equals_and_the_error_says_so() {
     assert!(!message.contains("hunter2"), "{message}");
 }
 
+// ---- listen --forward-to ---------------------------------------------------------------
+
+/// A request as an app received it: the head as sent, the headers, the body bytes.
+#[derive(Debug)]
+struct Received {
+    request_line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+}
+
+/// Reads one HTTP/1.1 request with a `Content-Length` body from `stream`.
+fn read_request(stream: &mut std::net::TcpStream) -> std::io::Result<Received> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let mut chunk = [0; 8192];
+    let end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        data.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_owned(), value.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0);
+    let mut body = data[end + 4..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Received {
+        request_line,
+        headers,
+        body,
+    })
+}
+
+/// A stand-in for the developer's app: plain HTTP/1.1 on 127.0.0.1, one request per
+/// connection, each recorded; it answers `answer`, or with `None` never answers and reports
+/// when the other side closes the connection.
+struct App {
+    address: String,
+    received: mpsc::Receiver<Received>,
+    closed: mpsc::Receiver<Instant>,
+}
+
+impl App {
+    fn start(answer: Option<&'static str>) -> Self {
+        use std::io::Read;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the app");
+        let address = listener
+            .local_addr()
+            .expect("the app's address")
+            .to_string();
+        let (record, received) = mpsc::channel();
+        let (close, closed) = mpsc::channel();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let _ = stream.set_read_timeout(Some(PATIENCE));
+                let Ok(request) = read_request(&mut stream) else {
+                    continue;
+                };
+                if record.send(request).is_err() {
+                    break;
+                }
+                if let Some(answer) = answer {
+                    let _ = stream.write_all(answer.as_bytes());
+                } else {
+                    let mut rest = [0; 64];
+                    if matches!(stream.read(&mut rest), Ok(0)) {
+                        let _ = close.send(Instant::now());
+                    }
+                }
+            }
+        });
+        Self {
+            address,
+            received,
+            closed,
+        }
+    }
+
+    fn next(&self) -> Received {
+        self.received
+            .recv_timeout(PATIENCE)
+            .expect("the app received the request")
+    }
+}
+
+/// One exchange with `listen` as a raw HTTP/1.1 client: the whole answer, up to the close.
+fn raw_exchange(address: &str, request: &[u8]) -> String {
+    use std::io::Read;
+    let address = address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to listen");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stream.write_all(request).expect("write the request");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the answer");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn listen_forwards_every_end_to_end_header_and_the_exact_body_bytes() {
+    let app = App::start(Some(
+        "HTTP/1.1 202 Accepted\r\ncontent-length: 8\r\nx-app: recorded\r\nconnection: close\r\n\
+         \r\nrecorded",
+    ));
+    let forward_to = format!("http://{}/app/hook?from=listen", app.address);
+    let listener = Listener::start_with(&["--forward-to", &forward_to]);
+
+    // Chunked, not JSON-pretty, a trailing newline and non-ASCII bytes: forwarded as is.
+    let body = "{\"data\":{\"id\":\"cpn_\u{e9}t\u{e9}\"},\"event\":\"coupon_code_used\"}\n";
+    // The chunks split the body inside the `é` (bytes 19 and 20).
+    let (first, second) = body.as_bytes().split_at(20);
+    let signature = signed(body.as_bytes());
+    let mut request = format!(
+        "POST /from/the/tunnel HTTP/1.1\r\n\
+         Host: abc123.tunnel.example\r\n\
+         Content-Type: application/json\r\n\
+         User-Agent: Print.one Webhook Service\r\n\
+         X-Printone-Event: coupon_code_used\r\n\
+         X-Webhook-HMAC-SHA256: {signature}\r\n\
+         X-Request-Id: first\r\n\
+         X-Request-Id: second\r\n\
+         X-Forwarded-For: 203.0.113.7\r\n\
+         Connection: close, X-Hop\r\n\
+         X-Hop: for this connection only\r\n\
+         Transfer-Encoding: chunked\r\n\
+         \r\n"
+    )
+    .into_bytes();
+    for chunk in [first, second] {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw_exchange(&listener.address, &request);
+
+    let received = app.next();
+    assert_eq!(received.body, body.as_bytes(), "the body bytes changed");
+    assert_eq!(received.request_line, "POST /app/hook?from=listen HTTP/1.1");
+    assert_eq!(received.values("host"), [app.address.as_str()]);
+    assert_eq!(received.values("content-length"), [body.len().to_string()]);
+    for (name, values) in [
+        ("content-type", &["application/json"][..]),
+        ("user-agent", &["Print.one Webhook Service"]),
+        ("x-printone-event", &["coupon_code_used"]),
+        ("x-webhook-hmac-sha256", &[signature.as_str()]),
+        ("x-request-id", &["first", "second"]),
+        ("x-forwarded-for", &["203.0.113.7"]),
+    ] {
+        assert_eq!(received.values(name), values, "{name}: {received:?}");
+    }
+    for hop in ["connection", "x-hop", "transfer-encoding"] {
+        assert_eq!(
+            received.values(hop),
+            Vec::<&str>::new(),
+            "{hop}: {received:?}"
+        );
+    }
+    // Nothing else was added.
+    assert_eq!(received.headers.len(), 9, "{received:?}");
+
+    // The sender gets the app's answer.
+    assert!(answer.starts_with("HTTP/1.1 202 Accepted\r\n"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nx-app: recorded\r\n"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("\r\n\r\nrecorded"), "{answer}");
+
+    let printed = listener.deliveries(1);
+    assert!(
+        printed.contains("#1 POST /from/the/tunnel from 127.0.0.1:"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("verification: valid (forwarded; the app's answer is sent back)\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "#1 forwarded to {forward_to}: the app answered 202 Accepted in "
+        )),
+        "{printed}"
+    );
+    assert!(printed.contains(" ms\n  recorded\n"), "{printed}");
+}
+
+#[test]
+fn listen_answers_a_request_refused_before_its_body_was_read_itself() {
+    let app = App::start(Some("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+    let forward_to = format!("http://{}/hook", app.address);
+    let listener = Listener::start_with(&["--forward-to", &forward_to]);
+    let answer = raw_exchange(
+        &listener.address,
+        b"GET /hook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{answer}"
+    );
+    let printed = listener.deliveries(1);
+    assert!(
+        printed.contains(
+            "verification: refused: webhooks are delivered with POST -> 405 Method Not Allowed \
+             (not forwarded: refused before its body was read)"
+        ),
+        "{printed}"
+    );
+    assert!(
+        app.received
+            .recv_timeout(Duration::from_millis(300))
+            .is_err(),
+        "the app received a refused request"
+    );
+}
+
+#[test]
+fn listen_answers_502_when_the_app_cannot_be_reached() {
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("address").port()
+    };
+    let forward_to = format!("http://127.0.0.1:{port}/hook");
+    let listener = Listener::start_with(&["--forward-to", &forward_to]);
+    let output = send(&[&format!("{}/hook", listener.address)], SECRET);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("502 Bad Gateway in "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the app could not be reached at {forward_to}: cannot connect to 127.0.0.1:{port}: "
+        )),
+        "{text}"
+    );
+    let printed = listener.deliveries(1);
+    assert!(
+        printed.contains("verification: valid (forwarded;"),
+        "{printed}"
+    );
+    let line = printed
+        .lines()
+        .find(|line| line.starts_with("#1 forward failed: "))
+        .unwrap_or_else(|| panic!("no failed forward in {printed}"));
+    assert!(
+        line.starts_with(&format!(
+            "#1 forward failed: the app could not be reached at {forward_to}: cannot connect"
+        )) && line.ends_with(" -> answered 502 Bad Gateway"),
+        "{line}"
+    );
+}
+
+#[test]
+fn listen_answers_504_when_the_app_is_slower_than_the_forward_timeout() {
+    let app = App::start(None);
+    let forward_to = format!("http://{}/hook", app.address);
+    let listener = Listener::start_with(&["--forward-to", &forward_to, "--forward-timeout", "1"]);
+    let started = Instant::now();
+    let output = send(&[&format!("{}/hook", listener.address)], SECRET);
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("504 Gateway Timeout in "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the app at {forward_to} did not answer within 1 s"
+        )),
+        "{text}"
+    );
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    // The app had the request, and listen closed the connection when it gave up.
+    assert_eq!(app.next().request_line, "POST /hook HTTP/1.1");
+    let closed = app
+        .closed
+        .recv_timeout(PATIENCE)
+        .expect("listen closed the connection to the app");
+    assert!(
+        closed - started < Duration::from_secs(5),
+        "{:?}",
+        closed - started
+    );
+    let printed = listener.deliveries(1);
+    assert!(
+        printed.contains(&format!(
+            "#1 forward failed: the app at {forward_to} did not answer within 1 s -> answered \
+             504 Gateway Timeout\n"
+        )),
+        "{printed}"
+    );
+}
+
+#[test]
+fn listen_refuses_a_forward_url_that_is_not_plain_http() {
+    for (args, reason) in [
+        (
+            &["--forward-to", "https://127.0.0.1:3000/hook"][..],
+            "bad URL \"https://127.0.0.1:3000/hook\": only plain http:// is supported",
+        ),
+        (
+            &["--forward-to", "127.0.0.1:3000/hook"],
+            "bad URL \"127.0.0.1:3000/hook\": ",
+        ),
+        (&["--forward-timeout", "5"], "--forward-to <URL>"),
+    ] {
+        let mut all = vec!["listen", "--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let output = run(tool(&all).env(SECRET_ENV, SECRET), b"");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stdout(&output)
+        );
+        assert!(output.stdout.is_empty(), "{args:?}: {}", stdout(&output));
+        assert!(
+            stderr(&output).contains(reason),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
 // ---- deliveries ------------------------------------------------------------------------
 
 /// `deliveries` on SQLite files written by the axum example receiver (a real process, sent
@@ -930,10 +1289,10 @@ mod deliveries {
     }
 
     /// A folder of its own for one test's store; kept when the test fails.
-    struct Scratch(PathBuf);
+    pub(super) struct Scratch(PathBuf);
 
     impl Scratch {
-        fn new(name: &str) -> Self {
+        pub(super) fn new(name: &str) -> Self {
             let file = format!("cli-deliveries-{}-{name}", std::process::id());
             let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
             let _ = fs::remove_dir_all(&path);
@@ -955,16 +1314,16 @@ mod deliveries {
     }
 
     /// A running axum example receiver on a scratch store.
-    struct Receiver {
+    pub(super) struct Receiver {
         child: Child,
-        url: String,
+        pub(super) url: String,
         stdout: Arc<Mutex<Vec<String>>>,
         reader: Option<thread::JoinHandle<()>>,
         log: Arc<Mutex<String>>,
     }
 
     impl Receiver {
-        fn start(scratch: &Scratch, settings: &[(&str, &str)]) -> Self {
+        pub(super) fn start(scratch: &Scratch, settings: &[(&str, &str)]) -> Self {
             let mut command = Command::new(receiver_binary());
             for (name, _) in env::vars_os() {
                 if name.to_string_lossy().starts_with("PRINTONE_") {
@@ -1047,7 +1406,7 @@ mod deliveries {
         }
 
         /// The data ids of the `handled` lines printed so far.
-        fn handled(&self) -> Vec<String> {
+        pub(super) fn handled(&self) -> Vec<String> {
             self.stdout
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -1555,5 +1914,83 @@ mod deliveries {
         handled.sort();
         let expected: Vec<String> = sent.iter().map(|s| s.data_id.clone()).collect();
         assert_eq!(handled, expected, "handled once each");
+    }
+}
+
+/// `listen --forward-to` in front of a real receiver, the axum example.
+#[cfg(feature = "axum")]
+mod forward_to_a_receiver {
+    use super::{
+        deliveries::{Receiver, Scratch},
+        *,
+    };
+
+    #[test]
+    fn listen_passes_a_valid_delivery_through_and_shows_the_apps_401_for_a_tampered_one() {
+        let scratch = Scratch::new("forward");
+        let receiver = Receiver::start(&scratch, &[("PRINTONE_STORE", "memory")]);
+        let listener = Listener::start_with(&["--forward-to", &receiver.url]);
+        let url = format!("{}/any/path", listener.address);
+        let body = r#"{"data":{"id":"ord_forwarded","status":"order_processed"},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
+        let path = body_file("forward", body.as_bytes());
+        let path = path.to_str().expect("UTF-8 path");
+
+        let valid = send(&[&url, "--file", path], SECRET);
+        assert_eq!(valid.status.code(), Some(0), "{}", stdout(&valid));
+        assert!(stdout(&valid).contains("200 OK in "), "{}", stdout(&valid));
+        let deadline = Instant::now() + PATIENCE;
+        while receiver.handled() != ["ord_forwarded"] {
+            assert!(
+                Instant::now() < deadline,
+                "the receiver handled {:?}",
+                receiver.handled()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+
+        let tampered = send(&[&url, "--file", path, "--tamper"], SECRET);
+        assert_eq!(tampered.status.code(), Some(1), "{}", stdout(&tampered));
+        assert!(
+            stdout(&tampered).contains("401 Unauthorized in "),
+            "{}",
+            stdout(&tampered)
+        );
+
+        let printed = printed_requests(&listener.deliveries(2));
+        assert_eq!(printed.len(), 2, "{printed:?}");
+        let signature = format!("  x-webhook-hmac-sha256: {}\n", signed(body.as_bytes()));
+        let prefix = format!(
+            "#1 forwarded to {}: the app answered 200 OK in ",
+            receiver.url
+        );
+        assert!(printed[0].contains(&signature), "{}", printed[0]);
+        assert!(
+            printed[0].contains("verification: valid (forwarded;"),
+            "{}",
+            printed[0]
+        );
+        assert!(printed[0].contains(&prefix), "{}", printed[0]);
+        let prefix = format!(
+            "#2 forwarded to {}: the app answered 401 Unauthorized in ",
+            receiver.url
+        );
+        assert!(printed[1].contains(&signature), "{}", printed[1]);
+        assert!(
+            printed[1].contains("verification: invalid (signature_mismatch)"),
+            "{}",
+            printed[1]
+        );
+        assert!(printed[1].contains(&prefix), "{}", printed[1]);
+        // The app's own reason, as it answered it.
+        assert!(
+            printed[1].contains(" ms\n  signature does not match the body\n"),
+            "{}",
+            printed[1]
+        );
+        assert_eq!(
+            receiver.handled(),
+            ["ord_forwarded"],
+            "handled once, the tampered one not"
+        );
     }
 }

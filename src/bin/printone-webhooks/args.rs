@@ -44,7 +44,14 @@ A local verifying receiver, a drop-in for webhook inspection sites. Every reques
 is verified with the same code as the library and printed: method and path, headers, the \
 verification result with its reason (and the likely cause of a failure), and the body as \
 pretty JSON. Valid deliveries get 200; refused ones get the status the library's layer answers \
-(401, 405, 408, 413), so failed verifications show up too. Stop it with Ctrl-C.";
+(401, 405, 408, 413), so failed verifications show up too. Stop it with Ctrl-C.
+
+With --forward-to URL, like `stripe listen --forward-to`, each request whose body was read, valid \
+or not, is then forwarded to your app at URL with its original headers and exact body bytes \
+(only hop-by-hop headers are dropped and Host names the app), the app's status and time are \
+printed, and the app's answer is what the sender gets: 502 when the app cannot be reached, 504 \
+when it does not answer within --forward-timeout. With a tunnel (ngrok and the like) in front \
+of listen, real Print.one deliveries reach an app on your machine.";
 
 const DELIVERIES_HELP: &str = "\
 Manages the deliveries a receiver stored (--store, or $PRINTONE_STORE; the same URL as the \
@@ -276,7 +283,7 @@ pub(crate) struct SendArgs {
     pub(crate) timeout: u64,
 }
 
-/// `listen [--bind ADDRESS]`.
+/// `listen [--bind ADDRESS] [--forward-to URL]`.
 #[derive(Debug, Args)]
 pub(crate) struct ListenArgs {
     #[command(flatten)]
@@ -292,6 +299,18 @@ pub(crate) struct ListenArgs {
     /// The largest accepted body, in bytes (413 above it).
     #[arg(long, value_name = "BYTES", default_value_t = printone_webhooks::DEFAULT_MAX_BODY_BYTES)]
     pub(crate) max_body_bytes: usize,
+    /// Forward every request whose body was read to this plain http:// URL (your app), with
+    /// its original headers and body, and answer with the app's status.
+    #[arg(long, value_name = "URL")]
+    pub(crate) forward_to: Option<String>,
+    /// Seconds to wait for the app's whole answer before answering 504.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        requires = "forward_to"
+    )]
+    pub(crate) forward_timeout: u64,
 }
 
 /// When a value that starts with `-` was given to an option as a separate word, clap reads it

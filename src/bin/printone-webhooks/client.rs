@@ -1,4 +1,4 @@
-//! One HTTP/1.1 exchange over a fresh connection, as `send` makes it.
+//! One HTTP/1.1 exchange over a fresh connection, shared by `send` and `listen --forward-to`.
 //!
 //! A receiver may answer before it has read the whole body (a 413 decided from
 //! `Content-Length`) and close the connection; writing the rest then fails. The answer is
