@@ -80,6 +80,7 @@ static PYTHON: Toolchain = Toolchain::new("python3", "--version", "python3");
 static NODE: Toolchain = Toolchain::new("node", "--version", "nodejs");
 static GO: Toolchain = Toolchain::new("go", "version", "golang-go");
 static PHP: Toolchain = Toolchain::new("php", "--version", "php-cli");
+static RUBY: Toolchain = Toolchain::new("ruby", "--version", "ruby");
 
 /// Runs a snippet's vector mode (`program args… --vectors FILE`) and asserts every vector passed.
 fn assert_vectors_pass(tool: &Toolchain, args: &[&str]) {
@@ -187,4 +188,14 @@ fn php_snippet_passes_every_vector() {
 #[test]
 fn php_snippet_command_exits_0_silently_on_valid_and_1_on_invalid() {
     assert_command_mode(&PHP, &["docs/snippets/verify.php"]);
+}
+
+#[test]
+fn ruby_snippet_passes_every_vector() {
+    assert_vectors_pass(&RUBY, &["docs/snippets/verify.rb"]);
+}
+
+#[test]
+fn ruby_snippet_command_exits_0_silently_on_valid_and_1_on_invalid() {
+    assert_command_mode(&RUBY, &["docs/snippets/verify.rb"]);
 }
