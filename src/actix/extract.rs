@@ -59,7 +59,9 @@ impl FromRequest for Delivery {
 ///
 /// async fn receive(WebhookEvent(event): WebhookEvent) -> HttpResponse {
 ///     if let Event::OrderStatusUpdate(order) = event {
-///         println!("order {} is now {:?}", order.id, order.status);
+///         if let Some(status) = &order.status {
+///             println!("order {} is now {status}", order.id);
+///         }
 ///     }
 ///     HttpResponse::Ok().finish()
 /// }

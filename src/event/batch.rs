@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::order::Address;
+use super::status::BatchStatus;
 
 /// A Print.one batch: the `data` of a `batch_status_update` event.
 #[non_exhaustive]
@@ -45,10 +46,10 @@ pub struct Batch {
     /// The date the batch is (to be) sent on, as sent.
     #[serde(default)]
     pub send_date: Option<String>,
-    /// The status, e.g. `"batch_created"`, `"batch_scheduled"` or
-    /// `"batch_sent"`.
+    /// The status, e.g. [`BatchStatus::Scheduled`] for `"batch_scheduled"`; a status the
+    /// crate does not name is [`BatchStatus::Unknown`], never an error.
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<BatchStatus>,
     /// How many of the batch's orders are in each state.
     #[serde(default)]
     pub orders: Option<BatchOrderCounts>,
@@ -90,7 +91,7 @@ mod tests {
     use serde_json::json;
 
     use crate::event::common::fixtures::{envelope, parse};
-    use crate::event::{Event, BATCH_STATUS_UPDATE};
+    use crate::event::{BatchStatus, Event, BATCH_STATUS_UPDATE};
 
     #[test]
     fn parses_batch_status_update_with_order_counts() {
@@ -118,7 +119,7 @@ mod tests {
 
         assert_eq!(batch.id, "bat_3Fq9");
         assert_eq!(batch.name.as_deref(), Some("Summer campaign"));
-        assert_eq!(batch.status.as_deref(), Some("batch_scheduled"));
+        assert_eq!(batch.status, Some(BatchStatus::Scheduled));
         assert_eq!(batch.is_billable, Some(false));
         assert_eq!(batch.send_date, None);
         assert!(batch
@@ -134,5 +135,22 @@ mod tests {
         assert_eq!(orders.cancelled, Some(0));
         assert_eq!(orders.other["queued"], 7);
         assert_eq!(batch.other["ready"], "2024-06-02T09:00:00.000Z");
+    }
+
+    #[test]
+    fn a_status_the_crate_does_not_name_is_kept_as_sent() {
+        let data = json!({ "id": "bat_4Gr", "status": "batch_paused" });
+        let Event::BatchStatusUpdate(batch) = parse(&envelope(BATCH_STATUS_UPDATE, &data)) else {
+            panic!("expected a batch");
+        };
+
+        assert_eq!(
+            batch.status,
+            Some(BatchStatus::Unknown("batch_paused".to_owned()))
+        );
+        assert_eq!(
+            batch.status.as_ref().map(BatchStatus::as_str),
+            Some("batch_paused")
+        );
     }
 }

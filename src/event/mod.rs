@@ -34,6 +34,9 @@
 //!   absent or `null` values read as `None` (or an empty list);
 //! * fields the structs do not name are kept in their `other` map, so nothing
 //!   Print.one sends is lost;
+//! * order and batch statuses are [`OrderStatus`] and [`BatchStatus`]; a status
+//!   the crate does not name is their `Unknown` variant with the string as sent,
+//!   never an error;
 //! * unknown envelope keys are ignored.
 //!
 //! What is *not* tolerated is a body that is not an object, an envelope without
@@ -42,7 +45,7 @@
 //! those are deserialization errors, never a silent [`Event::Unknown`].
 //!
 //! ```
-//! # use printone_webhooks::event::{Event, ORDER_STATUS_UPDATE};
+//! # use printone_webhooks::event::{Event, OrderStatus, ORDER_STATUS_UPDATE};
 //! let body = br#"{
 //!     "data": {"id": "ord_9f3Kx1", "status": "order_pdf_delivered"},
 //!     "event": "order_status_update",
@@ -52,7 +55,7 @@
 //! assert_eq!(event.name(), ORDER_STATUS_UPDATE);
 //! assert_eq!(event.data_id(), Some("ord_9f3Kx1"));
 //! if let Event::OrderStatusUpdate(order) = &event {
-//!     assert_eq!(order.status.as_deref(), Some("order_pdf_delivered"));
+//!     assert_eq!(order.status, Some(OrderStatus::PdfDelivered));
 //! }
 //! # Ok::<(), serde_json::Error>(())
 //! ```
@@ -68,11 +71,13 @@ mod batch;
 mod common;
 mod coupon_code;
 mod order;
+mod status;
 mod template_preview;
 
 pub use batch::{Batch, BatchOrderCounts};
 pub use coupon_code::CouponCode;
 pub use order::{Address, Order};
+pub use status::{BatchStatus, OrderStatus};
 pub use template_preview::TemplatePreview;
 
 /// Trigger name sent when an order changes status; `data` is an [`Order`].
@@ -547,7 +552,7 @@ mod tests {
 
         assert_eq!(envelope.created_at.as_deref(), Some(CREATED_AT));
         let order = order_of(envelope.event);
-        assert_eq!(order.status.as_deref(), Some("order_cancelled"));
+        assert_eq!(order.status, Some(OrderStatus::Cancelled));
         assert_eq!(order.friendly_status.as_deref(), Some("Cancelled"));
     }
 }

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::common::null_as_empty;
+use super::status::OrderStatus;
 
 /// A postal address as Print.one sends it (an order's or batch's sender or
 /// recipient).
@@ -78,10 +79,10 @@ pub struct Order {
     /// Whether the order is billed (created with a live API key).
     #[serde(default)]
     pub is_billable: Option<bool>,
-    /// The status, e.g. `"order_created"`, `"order_pdf_delivered"`,
-    /// `"order_cancelled"` or `"order_failed"`.
+    /// The status, e.g. [`OrderStatus::PdfDelivered`] for `"order_pdf_delivered"`; a status
+    /// the crate does not name is [`OrderStatus::Unknown`], never an error.
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<OrderStatus>,
     /// The human-readable status, e.g. `"Processing"`, `"Sent"` or `"Failed"`.
     #[serde(default)]
     pub friendly_status: Option<String>,
@@ -117,7 +118,7 @@ mod tests {
     use serde_json::json;
 
     use crate::event::common::fixtures::{envelope, order_data, order_of, parse};
-    use crate::event::ORDER_STATUS_UPDATE;
+    use crate::event::{OrderStatus, ORDER_STATUS_UPDATE};
 
     #[test]
     fn parses_order_status_update_with_unknown_fields_kept() {
@@ -126,7 +127,7 @@ mod tests {
         assert_eq!(order.id, "ord_Q8x1mZk3");
         assert_eq!(order.company_id.as_deref(), Some("cmp_7Hk2p"));
         assert_eq!(order.template_id.as_deref(), Some("tmpl_a91Lr"));
-        assert_eq!(order.status.as_deref(), Some("order_pdf_delivered"));
+        assert_eq!(order.status, Some(OrderStatus::PdfDelivered));
         assert_eq!(order.friendly_status.as_deref(), Some("Sent"));
         assert_eq!(order.is_billable, Some(true));
         assert_eq!(order.anonymized_at, None);
@@ -173,10 +174,22 @@ mod tests {
         data["errors"] = json!(["Recipient address could not be validated"]);
         let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &data)));
 
-        assert_eq!(order.status.as_deref(), Some("order_failed"));
+        assert_eq!(order.status, Some(OrderStatus::Failed));
         assert_eq!(
             order.errors,
             vec![json!("Recipient address could not be validated")]
         );
+    }
+
+    #[test]
+    fn a_status_the_crate_does_not_name_is_kept_as_sent() {
+        let mut data = order_data();
+        data["status"] = json!("order_printed");
+        let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &data)));
+
+        let status = order.status.expect("a status");
+        assert_eq!(status, OrderStatus::Unknown("order_printed".to_owned()));
+        assert_eq!(status.as_str(), "order_printed");
+        assert_eq!(order.friendly_status.as_deref(), Some("Sent"));
     }
 }

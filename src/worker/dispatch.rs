@@ -25,7 +25,9 @@ type Handler<T> = Arc<dyn Fn(T, Delivery) -> Outcome + Send + Sync>;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), BoxError> {
 /// let dispatcher = Dispatcher::new()
 ///     .on_order_status_update(|order, _delivery| async move {
-///         println!("order {} is now {:?}", order.id, order.status);
+///         if let Some(status) = &order.status {
+///             println!("order {} is now {status}", order.id);
+///         }
 ///         Ok::<_, BoxError>(())
 ///     })
 ///     .fallback(|event, _delivery| async move {
