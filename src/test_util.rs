@@ -332,11 +332,15 @@ mod tests {
             let event: Event = serde_json::from_slice(&sample(trigger)).unwrap();
             assert_eq!(event.name(), trigger);
             let typed = match event {
-                // Statuses the crate names, as real deliveries carry.
-                Event::OrderStatusUpdate(order) => order
-                    .status
-                    .as_ref()
-                    .is_some_and(|status| !status.is_unknown()),
+                // Statuses the crate names and timestamps that parse, as real deliveries carry.
+                Event::OrderStatusUpdate(order) => {
+                    order
+                        .status
+                        .as_ref()
+                        .is_some_and(|status| !status.is_unknown())
+                        && order.created_at_time().is_some()
+                        && order.updated_at_time().is_some()
+                }
                 Event::TemplatePreviewRendered(preview) => preview.image_url.is_some(),
                 Event::BatchStatusUpdate(batch) => {
                     batch.orders.is_some()
@@ -344,6 +348,7 @@ mod tests {
                             .status
                             .as_ref()
                             .is_some_and(|status| !status.is_unknown())
+                        && batch.send_date_time().is_some()
                 }
                 Event::CouponCodeUsed(code) => code.code.is_some(),
                 other => panic!("{trigger} parsed as {other:?}"),

@@ -2,7 +2,9 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
+use super::common::rfc3339;
 use super::order::Address;
 use super::status::BatchStatus;
 
@@ -43,7 +45,8 @@ pub struct Batch {
     /// The sender address.
     #[serde(default)]
     pub sender: Option<Address>,
-    /// The date the batch is (to be) sent on, as sent.
+    /// The date the batch is (to be) sent on, as sent: an RFC 3339 timestamp such as
+    /// `"2024-06-05T08:00:00.000Z"`, parsed by [`Batch::send_date_time`].
     #[serde(default)]
     pub send_date: Option<String>,
     /// The status, e.g. [`BatchStatus::Scheduled`] for `"batch_scheduled"`; a status the
@@ -53,15 +56,38 @@ pub struct Batch {
     /// How many of the batch's orders are in each state.
     #[serde(default)]
     pub orders: Option<BatchOrderCounts>,
-    /// When the batch was created, as sent.
+    /// When the batch was created, as sent (RFC 3339), parsed by [`Batch::created_at_time`].
     #[serde(default)]
     pub created_at: Option<String>,
-    /// When the batch was last updated, as sent.
+    /// When the batch was last updated, as sent (RFC 3339), parsed by
+    /// [`Batch::updated_at_time`].
     #[serde(default)]
     pub updated_at: Option<String>,
     /// Every field not named above, as sent.
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+/// The timestamps as times. Each is `None` when the field is absent, `null` or not an RFC 3339
+/// timestamp; the string as sent stays in the field.
+impl Batch {
+    /// [`send_date`](Self::send_date) parsed.
+    #[must_use]
+    pub fn send_date_time(&self) -> Option<OffsetDateTime> {
+        rfc3339(self.send_date.as_deref())
+    }
+
+    /// [`created_at`](Self::created_at) parsed.
+    #[must_use]
+    pub fn created_at_time(&self) -> Option<OffsetDateTime> {
+        rfc3339(self.created_at.as_deref())
+    }
+
+    /// [`updated_at`](Self::updated_at) parsed.
+    #[must_use]
+    pub fn updated_at_time(&self) -> Option<OffsetDateTime> {
+        rfc3339(self.updated_at.as_deref())
+    }
 }
 
 /// The number of a batch's orders in each state.
@@ -128,18 +154,31 @@ mod tests {
         assert!(batch
             .estimated_tax
             .is_some_and(|t| (t - 26.36).abs() < 1e-9));
-        let orders = batch.orders.expect("order counts");
+        let orders = batch.orders.as_ref().expect("order counts");
         assert_eq!(orders.processing, Some(2));
         assert_eq!(orders.success, Some(240));
         assert_eq!(orders.failed, Some(1));
         assert_eq!(orders.cancelled, Some(0));
         assert_eq!(orders.other["queued"], 7);
         assert_eq!(batch.other["ready"], "2024-06-02T09:00:00.000Z");
+        assert_eq!(batch.send_date_time(), None);
+        let created = batch.created_at_time().expect("createdAt parses");
+        assert_eq!(
+            (created.unix_timestamp(), created.millisecond()),
+            (1_717_228_800, 0)
+        );
+        let updated = batch.updated_at_time().expect("updatedAt parses");
+        assert_eq!(updated.unix_timestamp(), 1_717_420_486);
     }
 
     #[test]
-    fn a_status_the_crate_does_not_name_is_kept_as_sent() {
-        let data = json!({ "id": "bat_4Gr", "status": "batch_paused" });
+    fn unknown_status_and_unparseable_timestamps_do_not_fail_the_batch() {
+        let data = json!({
+            "id": "bat_4Gr",
+            "status": "batch_paused",
+            "sendDate": "next Monday",
+            "createdAt": "2024-06-01"
+        });
         let Event::BatchStatusUpdate(batch) = parse(&envelope(BATCH_STATUS_UPDATE, &data)) else {
             panic!("expected a batch");
         };
@@ -152,5 +191,10 @@ mod tests {
             batch.status.as_ref().map(BatchStatus::as_str),
             Some("batch_paused")
         );
+        assert_eq!(batch.send_date.as_deref(), Some("next Monday"));
+        assert_eq!(batch.send_date_time(), None);
+        assert_eq!(batch.created_at.as_deref(), Some("2024-06-01"));
+        assert_eq!(batch.created_at_time(), None);
+        assert_eq!(batch.updated_at_time(), None);
     }
 }

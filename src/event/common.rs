@@ -2,12 +2,20 @@
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 /// Reads an absent or `null` list as empty.
 pub(crate) fn null_as_empty<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<Value>, D::Error> {
     Ok(Option::<Vec<Value>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Parses a timestamp Print.one sends as an RFC 3339 string, e.g. `2024-06-03T13:14:46.501Z`;
+/// `None` when there is none or it is in another form. The typed data keeps the string as sent,
+/// so a timestamp that does not parse never fails the event.
+pub(crate) fn rfc3339(sent: Option<&str>) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(sent?, &Rfc3339).ok()
 }
 
 /// Test fixtures shared by the event tests and the tests of each trigger:

@@ -37,6 +37,11 @@
 //! * order and batch statuses are [`OrderStatus`] and [`BatchStatus`]; a status
 //!   the crate does not name is their `Unknown` variant with the string as sent,
 //!   never an error;
+//! * timestamps are kept as the strings sent (`created_at`, `updated_at`, …),
+//!   and a `*_time()` accessor next to each ([`Order::created_at_time`],
+//!   [`Envelope::created_at_time`], …) parses the RFC 3339 form Print.one sends
+//!   into a [`time::OffsetDateTime`], `None` when it does not parse: a timestamp
+//!   in another form never fails the event;
 //! * unknown envelope keys are ignored.
 //!
 //! What is *not* tolerated is a body that is not an object, an envelope without
@@ -66,6 +71,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 mod batch;
 mod common;
@@ -203,7 +209,26 @@ pub struct Envelope {
     /// It is part of the signed body, so it is covered by the signature and
     /// can be trusted as much as the event itself once the delivery has been
     /// verified, e.g. to reject stale or replayed deliveries.
+    /// [`Envelope::created_at_time`] parses it.
     pub created_at: Option<String>,
+}
+
+impl Envelope {
+    /// [`created_at`](Self::created_at) parsed: `None` when it is absent, `null` or not an RFC
+    /// 3339 timestamp (the string as sent stays in the field).
+    ///
+    /// ```
+    /// # use printone_webhooks::Envelope;
+    /// let body = br#"{"data":{"id":"ord_1"},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
+    /// let envelope: Envelope = serde_json::from_slice(body)?;
+    /// let created = envelope.created_at_time().expect("an RFC 3339 timestamp");
+    /// assert_eq!(created.unix_timestamp(), 1_717_420_486);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn created_at_time(&self) -> Option<OffsetDateTime> {
+        common::rfc3339(self.created_at.as_deref())
+    }
 }
 
 impl TryFrom<RawEnvelope> for Envelope {
@@ -499,6 +524,47 @@ mod tests {
             assert_eq!(envelope.created_at.as_deref(), Some(sent));
             assert_eq!(envelope.event.data_id(), Some("ord_1"));
         }
+    }
+
+    #[test]
+    fn created_at_time_is_the_instant_sent() {
+        for (sent, seconds, millis) in [
+            (CREATED_AT, 1_717_420_486, 501),
+            ("2024-06-03T15:14:46.501+02:00", 1_717_420_486, 501),
+            ("2024-06-03T13:14:46Z", 1_717_420_486, 0),
+        ] {
+            let body = json!({ "data": { "id": "ord_1" }, "event": ORDER_STATUS_UPDATE, "created_at": sent })
+                .to_string();
+            let envelope: Envelope = serde_json::from_str(&body).expect("envelope");
+
+            let time = envelope.created_at_time().expect("an RFC 3339 timestamp");
+            assert_eq!(
+                (time.unix_timestamp(), time.millisecond()),
+                (seconds, millis),
+                "{sent}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unparseable_created_at_keeps_the_envelope() {
+        for sent in [
+            "1717420486",
+            "2024-06-03",
+            "Mon, 03 Jun 2024 13:14:46 GMT",
+            "",
+        ] {
+            let body = json!({ "data": { "id": "ord_1" }, "event": ORDER_STATUS_UPDATE, "created_at": sent })
+                .to_string();
+            let envelope: Envelope = serde_json::from_str(&body).expect("envelope");
+
+            assert_eq!(envelope.created_at.as_deref(), Some(sent));
+            assert_eq!(envelope.created_at_time(), None, "{sent}");
+        }
+        let none: Envelope =
+            serde_json::from_str(r#"{"event":"order_status_update","data":{"id":"ord_1"}}"#)
+                .expect("envelope");
+        assert_eq!(none.created_at_time(), None);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
-use super::common::null_as_empty;
+use super::common::{null_as_empty, rfc3339};
 use super::status::OrderStatus;
 
 /// A postal address as Print.one sends it (an order's or batch's sender or
@@ -90,16 +91,19 @@ pub struct Order {
     /// as sent.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub errors: Vec<Value>,
-    /// The date the order is (to be) sent on, as sent.
+    /// The date the order is (to be) sent on, as sent: an RFC 3339 timestamp such as
+    /// `"2024-06-03T13:00:00.000Z"`, parsed by [`Order::send_date_time`].
     #[serde(default)]
     pub send_date: Option<String>,
-    /// When the order was created, as sent.
+    /// When the order was created, as sent (RFC 3339), parsed by [`Order::created_at_time`].
     #[serde(default)]
     pub created_at: Option<String>,
-    /// When the order was last updated, as sent.
+    /// When the order was last updated, as sent (RFC 3339), parsed by
+    /// [`Order::updated_at_time`].
     #[serde(default)]
     pub updated_at: Option<String>,
-    /// When the order's personal data was anonymized, as sent.
+    /// When the order's personal data was anonymized, as sent (RFC 3339), parsed by
+    /// [`Order::anonymized_at_time`].
     #[serde(default)]
     pub anonymized_at: Option<String>,
     /// The id of the CSV order this order was created from.
@@ -113,12 +117,45 @@ pub struct Order {
     pub other: Map<String, Value>,
 }
 
+/// The timestamps as times. Each is `None` when the field is absent, `null` or not an RFC 3339
+/// timestamp; the string as sent stays in the field.
+impl Order {
+    /// [`send_date`](Self::send_date) parsed.
+    #[must_use]
+    pub fn send_date_time(&self) -> Option<OffsetDateTime> {
+        rfc3339(self.send_date.as_deref())
+    }
+
+    /// [`created_at`](Self::created_at) parsed.
+    #[must_use]
+    pub fn created_at_time(&self) -> Option<OffsetDateTime> {
+        rfc3339(self.created_at.as_deref())
+    }
+
+    /// [`updated_at`](Self::updated_at) parsed.
+    #[must_use]
+    pub fn updated_at_time(&self) -> Option<OffsetDateTime> {
+        rfc3339(self.updated_at.as_deref())
+    }
+
+    /// [`anonymized_at`](Self::anonymized_at) parsed.
+    #[must_use]
+    pub fn anonymized_at_time(&self) -> Option<OffsetDateTime> {
+        rfc3339(self.anonymized_at.as_deref())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use crate::event::common::fixtures::{envelope, order_data, order_of, parse};
     use crate::event::{OrderStatus, ORDER_STATUS_UPDATE};
+
+    /// Seconds since the epoch and milliseconds of a parsed time.
+    fn instant(time: Option<time::OffsetDateTime>) -> Option<(i64, u16)> {
+        time.map(|time| (time.unix_timestamp(), time.millisecond()))
+    }
 
     #[test]
     fn parses_order_status_update_with_unknown_fields_kept() {
@@ -191,5 +228,50 @@ mod tests {
         assert_eq!(status, OrderStatus::Unknown("order_printed".to_owned()));
         assert_eq!(status.as_str(), "order_printed");
         assert_eq!(order.friendly_status.as_deref(), Some("Sent"));
+    }
+
+    #[test]
+    fn timestamps_are_parsed_and_kept_as_sent() {
+        let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &order_data())));
+
+        assert_eq!(
+            order.created_at.as_deref(),
+            Some("2024-06-03T13:10:02.114Z")
+        );
+        assert_eq!(instant(order.created_at_time()), Some((1_717_420_202, 114)));
+        assert_eq!(instant(order.updated_at_time()), Some((1_717_420_486, 480)));
+        assert_eq!(instant(order.send_date_time()), Some((1_717_372_800, 0)));
+        assert_eq!(order.anonymized_at_time(), None);
+    }
+
+    #[test]
+    fn a_timestamp_with_an_offset_is_the_same_instant() {
+        let mut data = order_data();
+        data["createdAt"] = json!("2024-06-03T15:10:02.114+02:00");
+        let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &data)));
+
+        assert_eq!(instant(order.created_at_time()), Some((1_717_420_202, 114)));
+        assert_eq!(
+            order.created_at.as_deref(),
+            Some("2024-06-03T15:10:02.114+02:00")
+        );
+    }
+
+    #[test]
+    fn an_unparseable_timestamp_does_not_fail_the_event() {
+        let mut data = order_data();
+        data["createdAt"] = json!("yesterday");
+        data["updatedAt"] = json!("2024-06-03");
+        data["sendDate"] = json!("");
+        data["anonymizedAt"] = json!("2024-06-03 13:14:46");
+        let order = order_of(parse(&envelope(ORDER_STATUS_UPDATE, &data)));
+
+        assert_eq!(order.created_at.as_deref(), Some("yesterday"));
+        assert_eq!(order.created_at_time(), None);
+        assert_eq!(order.updated_at.as_deref(), Some("2024-06-03"));
+        assert_eq!(order.updated_at_time(), None);
+        assert_eq!(order.send_date_time(), None);
+        assert_eq!(order.anonymized_at_time(), None);
+        assert_eq!(order.status, Some(OrderStatus::PdfDelivered));
     }
 }
