@@ -12,6 +12,8 @@ pub(crate) mod error;
 pub(crate) mod interface;
 pub(crate) mod memory;
 pub(crate) mod open;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod record;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
@@ -23,6 +25,9 @@ pub use error::StoreError;
 pub use interface::{ChangedFuture, SharedStore, Store, StoreFuture};
 pub use memory::{MemoryStore, DEFAULT_REMEMBERED};
 pub use open::{open, OpenOptions};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresOptions, PostgresStore, DEFAULT_SCHEMA};
 pub use record::{
     Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, Filter, Inserted,
     InvalidDeliveryId, Lease, StoredDelivery,

@@ -1,0 +1,549 @@
+//! [`PostgresStore`]: deliveries in a PostgreSQL database, shared by every replica.
+//!
+//! A 200 means the delivery is committed on the server: [`Store::insert`] is one
+//! `INSERT … ON CONFLICT (id) DO NOTHING` statement in its own (autocommit) transaction, and it
+//! returns only once the server answered that statement, after its commit. Workers of every
+//! replica claim with `FOR UPDATE SKIP LOCKED`, each claim a lease and a fencing token.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `connect.rs` | the URL's settings, the description, the TLS connector |
+//! | `migrate.rs` | the schema's creation and migrations under an advisory lock |
+//! | `queries.rs` | what each operation runs |
+//! | `sql.rs` | every statement, and the numbered migrations |
+//! | `rows.rs` | rows to records, PostgreSQL errors to store errors |
+
+mod connect;
+mod migrate;
+mod queries;
+mod rows;
+mod sql;
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use deadpool_postgres::{Object, Pool};
+use tokio::{sync::Notify, time::timeout};
+use tokio_postgres::{
+    tls::{MakeTlsConnect, TlsConnect},
+    NoTls, Socket,
+};
+
+use crate::{
+    core::delivery::Delivery,
+    store::{
+        error::StoreError,
+        interface::{ChangedFuture, Sealed, Store, StoreFuture},
+        record::{Attempt, Claim, Counts, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
+        DEFAULT_CAPACITY, DEFAULT_DEDUPE_WINDOW, MAINTENANCE_BATCH,
+    },
+};
+
+use connect::{Connector, Limits, Tls};
+use migrate::{Migrated, MIGRATION_TIMEOUT};
+use queries::{Batch, Context, Outcome};
+use sql::Statements;
+
+/// The schema a store keeps its tables in unless told otherwise.
+pub const DEFAULT_SCHEMA: &str = "printone_webhooks";
+
+/// What the network may add to the server's statement timeout before the store stops waiting
+/// for an answer and drops the connection.
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
+
+/// The longest schema name PostgreSQL keeps (its `NAMEDATALEN - 1` bytes).
+const MAX_SCHEMA_NAME: usize = 63;
+
+/// How a [`PostgresStore`] connects.
+#[must_use]
+#[derive(Clone)]
+pub struct PostgresOptions {
+    url: String,
+    capacity: usize,
+    dedupe_window: Duration,
+    schema: String,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+    pool_size: usize,
+    tls: Arc<dyn Connector>,
+}
+
+impl PostgresOptions {
+    /// Options for the database at `url` (`postgres://user:password@host:port/database`, or
+    /// the `key=value` form): 10 000 waiting deliveries, a 7-day de-duplication window, the
+    /// schema `printone_webhooks`, 2 s to connect and 2 s per statement, a pool of 16
+    /// connections, no TLS.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            capacity: DEFAULT_CAPACITY,
+            dedupe_window: DEFAULT_DEDUPE_WINDOW,
+            schema: DEFAULT_SCHEMA.to_owned(),
+            connect_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(2),
+            pool_size: 16,
+            tls: Arc::new(Tls(NoTls)),
+        }
+    }
+
+    /// Holds about `capacity` deliveries waiting (pending or leased, at least 1); beyond it a
+    /// new delivery is answered 503.
+    ///
+    /// The backlog is counted by each insert, in its own snapshot: replicas inserting at the
+    /// same moment can each see room for one more, so the bound holds give or take the inserts
+    /// in flight. A re-delivery is recognised as such even when the backlog is full.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Keeps handled ids for `window`, to recognise a re-delivery within it.
+    pub fn dedupe_window(mut self, window: Duration) -> Self {
+        self.dedupe_window = window;
+        self
+    }
+
+    /// Keeps the tables in the schema `name` (default `printone_webhooks`), created on first
+    /// use. Replicas that share a backlog use the same schema; its name is also the channel of
+    /// the notifications that wake their workers.
+    pub fn schema(mut self, name: impl Into<String>) -> Self {
+        self.schema = name.into();
+        self
+    }
+
+    /// How long making a connection, or waiting for a free one, may take before the store
+    /// answers [`StoreError::Unavailable`] (at least 1 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long one statement may run (the server's `statement_timeout` of the store's
+    /// sessions, at least 1 ms): past it the server cancels it and the store answers
+    /// [`StoreError::Busy`]. A server that does not answer at all is given another 500 ms
+    /// before the store drops the connection and answers [`StoreError::Unavailable`].
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Keeps at most `connections` connections in the pool [`PostgresOptions::connect`] makes
+    /// (at least 1).
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.pool_size = connections.max(1);
+        self
+    }
+
+    /// Makes the store's connections with the TLS connector `tls` (a
+    /// `postgres_native_tls::MakeTlsConnector` or `tokio_postgres_rustls::MakeRustlsConnect`,
+    /// say) instead of `NoTls`.
+    pub fn tls<T>(mut self, tls: T) -> Self
+    where
+        T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+        T::Stream: Sync + Send,
+        T::TlsConnect: Sync + Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        self.tls = Arc::new(Tls(tls));
+        self
+    }
+
+    /// Connects, and creates or migrates the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidUrl`] for a URL or schema name that cannot be used,
+    /// [`StoreError::Unavailable`] when the server cannot be reached within the connect timeout
+    /// (or does not answer), [`StoreError::Incompatible`] for a schema of a newer version or
+    /// another application's, or the server's error.
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        let config = self.config()?;
+        let limits = Limits {
+            size: self.pool_size,
+            connect: self.connect_timeout,
+            statement: self.statement_timeout,
+        };
+        let pool = self.tls.pool(config, limits)?;
+        PostgresStore::start(pool, self).await
+    }
+
+    fn config(&self) -> Result<tokio_postgres::Config, StoreError> {
+        connect::config(&self.url, self.connect_timeout, self.statement_timeout)
+    }
+
+    /// The schema name, or why PostgreSQL could not keep it.
+    fn checked_schema(&self) -> Result<&str, StoreError> {
+        let name = self.schema.as_str();
+        if name.is_empty() || name.len() > MAX_SCHEMA_NAME || name.contains('\0') {
+            return Err(StoreError::InvalidUrl(format!(
+                "{name:?} cannot be a PostgreSQL schema name: 1 to {MAX_SCHEMA_NAME} bytes, no NUL"
+            )));
+        }
+        Ok(name)
+    }
+}
+
+impl fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let server = self.config().map_or_else(
+            |_| "(an unreadable URL)".to_owned(),
+            |config| connect::describe(&config, &self.schema),
+        );
+        f.debug_struct("PostgresOptions")
+            .field("server", &server)
+            .field("capacity", &self.capacity)
+            .field("dedupe_window", &self.dedupe_window)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Deliveries in a PostgreSQL database: durable as the server's commits are, and shared by
+/// the receivers and workers of every replica that uses the same schema.
+///
+/// Any replica may answer a delivery and any replica's worker may handle it; a re-delivery is
+/// recognised whichever replica stored it first. A delivery is claimed by one worker at a
+/// time (`FOR UPDATE SKIP LOCKED`), under a lease: when its worker dies, the lease expires
+/// and another replica takes the delivery, and the old holder's result is refused
+/// ([`StoreError::LeaseLost`]). Every time the store compares is the server's clock.
+///
+/// The tables live in their own schema (`printone_webhooks` unless
+/// [`PostgresOptions::schema`] says otherwise), created on first use; the schema version is a
+/// row of its `schema_version` table. Cloning is cheap: clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pool: Pool,
+    context: Context,
+    described: String,
+    schema: String,
+    notify: Arc<Notify>,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` with the default [`PostgresOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`PostgresOptions::connect`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        PostgresOptions::new(url).connect().await
+    }
+
+    /// A store on the connections of `pool`, a pool the application already has (with the TLS
+    /// it needs). Its statements are bounded by `options`' statement timeout on this side
+    /// only: set `statement_timeout` on the pool's sessions for the server to cancel them too.
+    /// `options`' pool size and TLS connector are not used.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PostgresOptions::connect`].
+    pub async fn from_pool(pool: Pool, options: PostgresOptions) -> Result<Self, StoreError> {
+        Self::start(pool, options).await
+    }
+
+    async fn start(pool: Pool, options: PostgresOptions) -> Result<Self, StoreError> {
+        let config = options.config()?;
+        let schema = options.checked_schema()?.to_owned();
+        let described = connect::describe(&config, &schema);
+        let sql = Statements::new(&schema);
+        let mut client = pooled(&pool, options.connect_timeout, &described).await?;
+        let migrated = timeout(
+            MIGRATION_TIMEOUT + GRACE,
+            migrate::migrate(&mut client, &sql, &schema, &described),
+        )
+        .await;
+        let Ok(migrated) = migrated else {
+            drop(Object::take(client));
+            return Err(StoreError::unavailable(format!(
+                "{described}: the schema was not ready within {MIGRATION_TIMEOUT:?}"
+            )));
+        };
+        if let Migrated::Forward(from, to) = migrated? {
+            tracing::info!(store = %described, from, to, "PostgreSQL store migrated");
+        }
+        check_commits(&client, &described, options.statement_timeout + GRACE).await;
+        drop(client);
+        let notify = Arc::new(Notify::new());
+        let context = Context {
+            sql,
+            channel: schema.clone(),
+            capacity: i64::try_from(options.capacity).unwrap_or(i64::MAX),
+            dedupe_window: options.dedupe_window,
+        };
+        Ok(Self {
+            shared: Arc::new(Shared {
+                pool,
+                context,
+                described,
+                schema,
+                notify,
+                connect_timeout: options.connect_timeout,
+                statement_timeout: options.statement_timeout,
+            }),
+        })
+    }
+
+    /// The schema this store keeps its tables in.
+    #[must_use]
+    pub fn schema(&self) -> &str {
+        &self.shared.schema
+    }
+
+    /// The pool of connections this store runs its statements on.
+    #[must_use]
+    pub fn pool(&self) -> &Pool {
+        &self.shared.pool
+    }
+
+    /// Runs `work` on a pooled connection, waiting at most what `statements` statements may
+    /// take; a connection whose server did not answer in time is dropped, not given back.
+    async fn run<T>(
+        &self,
+        statements: u32,
+        work: impl AsyncFnOnce(&Object, &Context) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let shared = &self.shared;
+        let client = pooled(&shared.pool, shared.connect_timeout, &shared.described).await?;
+        let limit = shared.statement_timeout * statements + GRACE;
+        let Ok(answer) = timeout(limit, work(&client, &shared.context)).await else {
+            drop(Object::take(client));
+            return Err(StoreError::unavailable(format!(
+                "{}: no answer within {limit:?}",
+                shared.described
+            )));
+        };
+        answer.map_err(|error| rows::error(&shared.described, &error))
+    }
+
+    /// Runs one batch after another until a batch comes back short, and adds them up.
+    async fn batches(&self, batch: Batch<'_>) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let done = self
+                .run(1, async |client, context| batch.run(client, context).await)
+                .await?;
+            total += done;
+            if done < MAINTENANCE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn wake(&self) {
+        self.shared.notify.notify_one();
+    }
+
+    fn settle<'a>(
+        &'a self,
+        lease: &'a Lease,
+        attempt: &'a Attempt,
+        outcome: Outcome,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let current = self
+                .run(1, async |client, context| {
+                    queries::settle(client, context, lease, attempt, outcome).await
+                })
+                .await?;
+            if !current {
+                return Err(lost(lease));
+            }
+            if matches!(outcome, Outcome::Retry(_)) {
+                self.wake();
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A connection from `pool` within `limit`.
+async fn pooled(pool: &Pool, limit: Duration, described: &str) -> Result<Object, StoreError> {
+    match timeout(limit, pool.get()).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => Err(rows::pool_error(described, error)),
+        Err(_) => Err(StoreError::unavailable(format!(
+            "{described}: no connection within {limit:?}"
+        ))),
+    }
+}
+
+/// Warns when the server answers commits before they are on its disk
+/// (`synchronous_commit = off`): a crash of the server could then lose deliveries that got
+/// their 200.
+async fn check_commits(client: &Object, described: &str, limit: Duration) {
+    let Ok(Ok(row)) = timeout(limit, client.query_one(sql::SYNCHRONOUS_COMMIT, &[])).await else {
+        return;
+    };
+    if row
+        .try_get::<_, &str>(0)
+        .is_ok_and(|setting| setting == "off")
+    {
+        tracing::warn!(
+            store = %described,
+            "synchronous_commit is off on this server: a crash of the server can lose deliveries that got their 200"
+        );
+    }
+}
+
+fn lost(lease: &Lease) -> StoreError {
+    StoreError::LeaseLost(lease.id.short())
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.shared;
+        f.debug_struct("PostgresStore")
+            .field("server", &shared.described)
+            .field("capacity", &shared.context.capacity)
+            .field("dedupe_window", &shared.context.dedupe_window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealed for PostgresStore {}
+
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        self.shared.described.clone()
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
+        Box::pin(async move {
+            let inserted = self
+                .run(1, async |client, context| {
+                    queries::insert(client, context, delivery).await
+                })
+                .await?;
+            if inserted == Inserted::Stored {
+                // The workers of this process at once; the others by the notification.
+                self.wake();
+            }
+            Ok(inserted)
+        })
+    }
+
+    fn claim(&self, max: usize, lease: Duration) -> StoreFuture<'_, Claim> {
+        Box::pin(self.run(1, async move |client, context| {
+            queries::claim(client, context, max, lease).await
+        }))
+    }
+
+    fn complete<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
+        self.settle(lease, attempt, Outcome::Done)
+    }
+
+    fn retry<'a>(
+        &'a self,
+        lease: &'a Lease,
+        attempt: &'a Attempt,
+        at: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.settle(lease, attempt, Outcome::Retry(at))
+    }
+
+    fn dead_letter<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
+        self.settle(lease, attempt, Outcome::Dead)
+    }
+
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let current = self
+                .run(1, async |client, context| {
+                    queries::release(client, context, lease).await
+                })
+                .await?;
+            if !current {
+                return Err(lost(lease));
+            }
+            self.wake();
+            Ok(())
+        })
+    }
+
+    fn list<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, Vec<StoredDelivery>> {
+        Box::pin(self.run(1, async |client, context| {
+            queries::list(client, context, filter).await
+        }))
+    }
+
+    fn get<'a>(&'a self, id: &'a DeliveryId) -> StoreFuture<'a, Option<StoredDelivery>> {
+        Box::pin(self.run(2, async |client, context| {
+            queries::get(client, context, id).await
+        }))
+    }
+
+    fn resolve<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<DeliveryId>> {
+        let prefix = prefix.trim().to_ascii_lowercase();
+        Box::pin(async move {
+            if !prefix.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+                return Ok(Vec::new());
+            }
+            self.run(1, async |client, context| {
+                queries::resolve(client, context, &prefix).await
+            })
+            .await
+        })
+    }
+
+    fn replay<'a>(&'a self, ids: &'a [DeliveryId]) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut replayed = 0;
+            for chunk in ids.chunks(MAINTENANCE_BATCH) {
+                replayed += self
+                    .run(1, async |client, context| {
+                        queries::replay(client, context, chunk).await
+                    })
+                    .await?;
+            }
+            if replayed > 0 {
+                self.wake();
+            }
+            Ok(replayed)
+        })
+    }
+
+    fn replay_dead<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let replayed = self.batches(Batch::ReplayDead(filter)).await?;
+            if replayed > 0 {
+                self.wake();
+            }
+            Ok(replayed)
+        })
+    }
+
+    fn purge(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        Box::pin(self.batches(Batch::Purge(before)))
+    }
+
+    fn maintain(&self) -> StoreFuture<'_, u64> {
+        Box::pin(self.run(1, async |client, context| {
+            queries::maintain(client, context).await
+        }))
+    }
+
+    fn counts(&self) -> StoreFuture<'_, Counts> {
+        Box::pin(self.run(1, async |client, context| {
+            queries::counts(client, context).await
+        }))
+    }
+
+    fn changed(&self) -> ChangedFuture<'_> {
+        Box::pin(self.shared.notify.notified())
+    }
+}

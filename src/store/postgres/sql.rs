@@ -1,0 +1,347 @@
+//! Every SQL statement of the PostgreSQL store, and its numbered migrations.
+//!
+//! The statements name their tables as `{schema}.deliveries`; [`Statements::new`] puts the
+//! store's quoted schema name in once, when the store connects. Every time a statement compares
+//! (due, lease expiry, finished) is the server's clock, `now()`, so replicas whose clocks differ
+//! still agree on when a lease expires.
+
+/// The advisory lock class of a store's migrations ("P1WH", as the SQLite store's
+/// `application_id`); the second key is `hashtext` of the schema name.
+pub(crate) const LOCK_CLASS: i32 = 0x5031_5748;
+
+/// Makes the schema and its version table: run under the migration lock when the version
+/// table is missing.
+pub(crate) const BOOTSTRAP: &str = "CREATE SCHEMA IF NOT EXISTS {schema};
+    CREATE TABLE {schema}.schema_version (
+        version integer PRIMARY KEY,
+        migrated_at timestamptz NOT NULL DEFAULT now()
+    );";
+
+/// Migration `n` (from 1) takes a schema at version `n - 1` to version `n`; each applied
+/// migration is a row of `schema_version`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: deliveries, their attempts.
+    "CREATE TABLE {schema}.deliveries (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id bytea NOT NULL UNIQUE CHECK (octet_length(id) = 32),
+        state smallint NOT NULL CHECK (state BETWEEN 0 AND 3),
+        event text,
+        data_id text,
+        event_header text,
+        signature_header smallint NOT NULL,
+        secret_index integer NOT NULL,
+        received_at timestamptz NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        due_at timestamptz,
+        token bigint NOT NULL DEFAULT 0,
+        last_error text,
+        finished_at timestamptz,
+        body bytea
+    );
+    CREATE INDEX deliveries_due ON {schema}.deliveries (due_at, seq) WHERE state IN (0, 1);
+    CREATE INDEX deliveries_finished ON {schema}.deliveries (state, finished_at)
+        WHERE state IN (2, 3);
+    CREATE INDEX deliveries_received ON {schema}.deliveries (received_at, id);
+    CREATE TABLE {schema}.attempts (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        delivery_seq bigint NOT NULL REFERENCES {schema}.deliveries (seq) ON DELETE CASCADE,
+        started_at timestamptz NOT NULL,
+        duration_us bigint NOT NULL,
+        error text
+    );
+    CREATE INDEX attempts_delivery ON {schema}.attempts (delivery_seq, seq);",
+];
+
+/// The state numbers in the `state` column (as in the SQLite store).
+pub(crate) const PENDING: i16 = 0;
+pub(crate) const LEASED: i16 = 1;
+pub(crate) const DONE: i16 = 2;
+pub(crate) const DEAD: i16 = 3;
+
+/// Takes the migration lock of the schema `$1` until the transaction ends.
+const LOCK: &str = "SELECT pg_advisory_xact_lock($1::integer, hashtext($2::text))";
+
+/// Whether the version table `$1` (qualified and quoted) exists.
+const HAS_VERSION_TABLE: &str = "SELECT to_regclass($1::text) IS NOT NULL";
+
+/// How many tables, views and sequences the schema named `$1` holds.
+const RELATIONS_IN_SCHEMA: &str = "SELECT count(*) FROM pg_catalog.pg_class AS c
+    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = $1::text";
+
+const VERSION: &str = "SELECT coalesce(max(version), 0) FROM {schema}.schema_version";
+
+const RECORD_VERSION: &str = "INSERT INTO {schema}.schema_version (version) VALUES ($1::integer)";
+
+/// Whether the server flushes a commit before it answers (`off` answers first).
+pub(crate) const SYNCHRONOUS_COMMIT: &str = "SELECT current_setting('synchronous_commit')";
+
+/// Stores a delivery unless its id is there or the backlog is at capacity, and wakes the
+/// listening workers when it stored it, in one statement (one autocommit transaction).
+///
+/// `$1` id, `$2` event, `$3` data id, `$4` event header, `$5` signature header, `$6` secret
+/// index, `$7` received at, `$8` body, `$9` capacity, `$10` the notification channel.
+///
+/// The backlog is counted (up to the capacity) in the statement's snapshot, so inserts that
+/// run at the same moment can each see room for one more: the capacity is a bound give or take
+/// the inserts in flight. `known` is also read in that snapshot: whether the id was stored
+/// before this statement began. `woken` is read so that the notification is sent (the
+/// notification goes out with the commit).
+const INSERT: &str = "WITH waiting AS (
+        SELECT count(*) AS backlog FROM (
+            SELECT 1 FROM {schema}.deliveries WHERE state IN (0, 1) LIMIT $9::bigint
+        ) AS held
+    ), stored AS (
+        INSERT INTO {schema}.deliveries
+            (id, state, event, data_id, event_header, signature_header, secret_index,
+             received_at, due_at, body)
+        SELECT $1::bytea, 0, $2::text, $3::text, $4::text, $5::smallint, $6::integer,
+            $7::timestamptz, now(), $8::bytea
+        WHERE (SELECT backlog FROM waiting) < $9::bigint
+        ON CONFLICT (id) DO NOTHING
+        RETURNING seq
+    ), woken AS (
+        SELECT pg_notify($10::text, '') FROM stored
+    )
+    SELECT
+        (SELECT count(*) FROM stored) AS stored,
+        (SELECT count(*) FROM woken) AS woken,
+        EXISTS (SELECT 1 FROM {schema}.deliveries WHERE id = $1::bytea) AS known,
+        (SELECT backlog FROM waiting) < $9::bigint AS room";
+
+/// Claims up to `$1` due deliveries (pending and due, or leased with an expired lease), each
+/// with a lease of `$2` microseconds, a new token and one more attempt. Rows another store is
+/// claiming at this moment are skipped, not waited for.
+///
+/// One row per claimed delivery, each with `next_due`: when the next delivery still pending
+/// or leased falls due (a retry, a lease that expires); a single row of `NULL`s but
+/// `next_due` when nothing was claimed.
+const CLAIM: &str = "WITH due AS (
+        SELECT seq FROM {schema}.deliveries
+        WHERE state IN (0, 1) AND due_at <= now()
+        ORDER BY due_at, seq
+        LIMIT $1::bigint
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE {schema}.deliveries AS d
+        SET state = 1, attempts = d.attempts + 1, token = d.token + 1,
+            due_at = now() + $2::bigint * interval '1 microsecond'
+        FROM due
+        WHERE d.seq = due.seq
+        RETURNING d.seq, d.id, d.state, d.event, d.data_id, d.event_header,
+            d.signature_header, d.secret_index, d.received_at, d.attempts, d.due_at, d.token,
+            d.last_error, d.finished_at, d.body
+    )
+    SELECT
+        least(
+            (SELECT min(due_at) FROM {schema}.deliveries
+             WHERE state IN (0, 1) AND seq NOT IN (SELECT seq FROM due)),
+            (SELECT min(due_at) FROM claimed)
+        ) AS next_due,
+        claimed.*
+    FROM (SELECT 1) AS one LEFT JOIN claimed ON true";
+
+/// Settles a lease: `$1` id, `$2` token; the attempt `$3` started at, `$4` microseconds,
+/// `$5` error. Each updates the delivery only while `$2` is its current lease, and records the
+/// attempt in the same statement: one row affected, or none when the lease was lost.
+const COMPLETE: &str = "WITH settled AS (
+        UPDATE {schema}.deliveries
+        SET state = 2, body = NULL, due_at = NULL, last_error = NULL, finished_at = now()
+        WHERE id = $1::bytea AND token = $2::bigint AND state = 1
+        RETURNING seq
+    )
+    INSERT INTO {schema}.attempts (delivery_seq, started_at, duration_us, error)
+    SELECT seq, $3::timestamptz, $4::bigint, $5::text FROM settled";
+
+/// As [`COMPLETE`], due again `$6` microseconds from now.
+const RETRY: &str = "WITH settled AS (
+        UPDATE {schema}.deliveries
+        SET state = 0, due_at = now() + $6::bigint * interval '1 microsecond',
+            last_error = $5::text
+        WHERE id = $1::bytea AND token = $2::bigint AND state = 1
+        RETURNING seq
+    )
+    INSERT INTO {schema}.attempts (delivery_seq, started_at, duration_us, error)
+    SELECT seq, $3::timestamptz, $4::bigint, $5::text FROM settled";
+
+/// As [`COMPLETE`], a dead letter with its body and the error as its reason.
+const DEAD_LETTER: &str = "WITH settled AS (
+        UPDATE {schema}.deliveries
+        SET state = 3, due_at = NULL, last_error = $5::text, finished_at = now()
+        WHERE id = $1::bytea AND token = $2::bigint AND state = 1
+        RETURNING seq
+    )
+    INSERT INTO {schema}.attempts (delivery_seq, started_at, duration_us, error)
+    SELECT seq, $3::timestamptz, $4::bigint, $5::text FROM settled";
+
+/// Gives a lease back (`$1` id, `$2` token), due again now without counting the attempt, and
+/// wakes the listening workers (`$3` channel): one row when it was the current lease.
+const RELEASE: &str = "WITH released AS (
+        UPDATE {schema}.deliveries
+        SET state = 0, due_at = now(), attempts = greatest(attempts - 1, 0)
+        WHERE id = $1::bytea AND token = $2::bigint AND state = 1
+        RETURNING seq
+    )
+    SELECT pg_notify($3::text, '') IS NULL AS woken FROM released";
+
+/// Makes the dead letters among the ids `$1` pending again, attempts reset, and wakes the
+/// listening workers (`$2` channel) once when there were any.
+const REPLAY: &str = "WITH replayed AS (
+        UPDATE {schema}.deliveries
+        SET state = 0, attempts = 0, finished_at = NULL, due_at = now()
+        WHERE id = ANY($1::bytea[]) AND state = 3
+        RETURNING seq
+    ), woken AS (
+        SELECT pg_notify($2::text, '') FROM (SELECT 1 FROM replayed LIMIT 1) AS one
+    )
+    SELECT (SELECT count(*) FROM replayed) AS replayed, (SELECT count(*) FROM woken) AS woken";
+
+/// Replays one batch of at most `$4` dead letters that pass the filter (`$1` event, `$2`
+/// since, `$3` before, each `NULL` for no condition), as [`REPLAY`] (`$5` channel).
+const REPLAY_DEAD: &str = "WITH batch AS (
+        SELECT seq FROM {schema}.deliveries
+        WHERE state = 3
+          AND ($1::text IS NULL OR coalesce(event, event_header, '-') = $1::text)
+          AND ($2::timestamptz IS NULL OR received_at >= $2::timestamptz)
+          AND ($3::timestamptz IS NULL OR received_at < $3::timestamptz)
+        LIMIT $4::bigint
+        FOR UPDATE SKIP LOCKED
+    ), replayed AS (
+        UPDATE {schema}.deliveries AS d
+        SET state = 0, attempts = 0, finished_at = NULL, due_at = now()
+        FROM batch WHERE d.seq = batch.seq
+        RETURNING d.seq
+    ), woken AS (
+        SELECT pg_notify($5::text, '') FROM (SELECT 1 FROM replayed LIMIT 1) AS one
+    )
+    SELECT (SELECT count(*) FROM replayed) AS replayed, (SELECT count(*) FROM woken) AS woken";
+
+/// Removes one batch of at most `$2` handled deliveries and dead letters that finished before
+/// `$1` (their attempts go with them).
+const PURGE: &str = "DELETE FROM {schema}.deliveries WHERE seq IN (
+        SELECT seq FROM {schema}.deliveries
+        WHERE state IN (2, 3) AND finished_at < $1::timestamptz
+        LIMIT $2::bigint
+        FOR UPDATE SKIP LOCKED
+    )";
+
+/// Forgets one batch of at most `$2` handled ids that finished more than `$1` microseconds ago.
+const EXPIRE: &str = "DELETE FROM {schema}.deliveries WHERE seq IN (
+        SELECT seq FROM {schema}.deliveries
+        WHERE state = 2 AND finished_at < now() - $1::bigint * interval '1 microsecond'
+        ORDER BY finished_at
+        LIMIT $2::bigint
+        FOR UPDATE SKIP LOCKED
+    )";
+
+const COUNTS: &str = "SELECT state, count(*) AS count FROM {schema}.deliveries GROUP BY state";
+
+const GET: &str = "SELECT seq, id, state, event, data_id, event_header, signature_header,
+    secret_index, received_at, attempts, due_at, token, last_error, finished_at, body
+    FROM {schema}.deliveries WHERE id = $1::bytea";
+
+const HISTORY: &str = "SELECT started_at, duration_us, error FROM {schema}.attempts
+    WHERE delivery_seq = $1::bigint ORDER BY seq";
+
+/// The ids whose lower-case hex starts with `$1` (hex digits only), at most two.
+const RESOLVE: &str = "SELECT id FROM {schema}.deliveries
+    WHERE encode(id, 'hex') LIKE $1::text || '%' ORDER BY id LIMIT 2";
+
+/// A list, newest first: `$1` state, `$2` event, `$3` since, `$4` before (each `NULL` for no
+/// condition), `$5` limit. Bodies are not read.
+const LIST: &str = "SELECT seq, id, state, event, data_id, event_header, signature_header,
+    secret_index, received_at, attempts, due_at, token, last_error, finished_at,
+    NULL::bytea AS body
+    FROM {schema}.deliveries
+    WHERE ($1::smallint IS NULL OR state = $1::smallint)
+      AND ($2::text IS NULL OR coalesce(event, event_header, '-') = $2::text)
+      AND ($3::timestamptz IS NULL OR received_at >= $3::timestamptz)
+      AND ($4::timestamptz IS NULL OR received_at < $4::timestamptz)
+    ORDER BY received_at DESC, id DESC LIMIT $5::bigint";
+
+/// The store's statements with its schema in place.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    /// The quoted schema name, as the statements write it.
+    pub(crate) schema: String,
+    pub(crate) lock: &'static str,
+    pub(crate) has_version_table: &'static str,
+    pub(crate) relations_in_schema: &'static str,
+    pub(crate) bootstrap: String,
+    pub(crate) version: String,
+    pub(crate) record_version: String,
+    pub(crate) migrations: Vec<String>,
+    pub(crate) insert: String,
+    pub(crate) claim: String,
+    pub(crate) complete: String,
+    pub(crate) retry: String,
+    pub(crate) dead_letter: String,
+    pub(crate) release: String,
+    pub(crate) replay: String,
+    pub(crate) replay_dead: String,
+    pub(crate) purge: String,
+    pub(crate) expire: String,
+    pub(crate) counts: String,
+    pub(crate) get: String,
+    pub(crate) history: String,
+    pub(crate) resolve: String,
+    pub(crate) list: String,
+}
+
+impl Statements {
+    /// The statements of the schema named `schema` (unquoted).
+    pub(crate) fn new(schema: &str) -> Self {
+        let quoted = quote(schema);
+        let qualify = |statement: &str| statement.replace("{schema}", &quoted);
+        Self {
+            lock: LOCK,
+            has_version_table: HAS_VERSION_TABLE,
+            relations_in_schema: RELATIONS_IN_SCHEMA,
+            bootstrap: qualify(BOOTSTRAP),
+            version: qualify(VERSION),
+            record_version: qualify(RECORD_VERSION),
+            migrations: MIGRATIONS.iter().map(|m| qualify(m)).collect(),
+            insert: qualify(INSERT),
+            claim: qualify(CLAIM),
+            complete: qualify(COMPLETE),
+            retry: qualify(RETRY),
+            dead_letter: qualify(DEAD_LETTER),
+            release: qualify(RELEASE),
+            replay: qualify(REPLAY),
+            replay_dead: qualify(REPLAY_DEAD),
+            purge: qualify(PURGE),
+            expire: qualify(EXPIRE),
+            counts: qualify(COUNTS),
+            get: qualify(GET),
+            history: qualify(HISTORY),
+            resolve: qualify(RESOLVE),
+            list: qualify(LIST),
+            schema: quoted,
+        }
+    }
+
+    /// The qualified, quoted name of the version table, for `to_regclass`.
+    pub(crate) fn version_table(&self) -> String {
+        format!("{}.schema_version", self.schema)
+    }
+}
+
+/// `name` as a quoted SQL identifier: any name is safe inside the quotes.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_name_is_quoted_in_every_statement() {
+        let statements = Statements::new("odd\"name");
+        assert!(statements.insert.contains("\"odd\"\"name\".deliveries"));
+        assert!(!statements.claim.contains("{schema}"));
+        assert!(statements
+            .migrations
+            .iter()
+            .all(|m| !m.contains("{schema}")));
+    }
+}
