@@ -1,16 +1,18 @@
 //! How a PostgreSQL store reaches its server: the connection settings from a URL, a
-//! description without the password, and the TLS connector the pool uses.
+//! description without the password, and the TLS connector the pool and the listening
+//! connection use.
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::task::JoinHandle;
 use tokio_postgres::{
     config::Host,
     tls::{MakeTlsConnect, TlsConnect},
     Config, Socket,
 };
 
-use crate::store::error::StoreError;
+use crate::store::{error::StoreError, postgres::listen::Listener};
 
 /// The `application_name` of the store's connections unless the URL names one.
 const APPLICATION_NAME: &str = "printone-webhooks";
@@ -88,6 +90,9 @@ pub(crate) struct Limits {
 pub(crate) trait Connector: Send + Sync {
     /// A pool of connections made with `config`.
     fn pool(&self, config: Config, limits: Limits) -> Result<Pool, StoreError>;
+
+    /// Starts `listener` on a connection of its own, made with this connector.
+    fn listen(&self, listener: Listener) -> JoinHandle<()>;
 }
 
 /// A [`Connector`] of the TLS connector `T` (`NoTls` by default).
@@ -113,6 +118,10 @@ where
             .recycle_timeout(Some(limits.statement))
             .build()
             .map_err(|error| StoreError::unavailable(format!("a connection pool: {error}")))
+    }
+
+    fn listen(&self, listener: Listener) -> JoinHandle<()> {
+        tokio::spawn(listener.run(self.0.clone()))
     }
 }
 

@@ -3,17 +3,20 @@
 //! A 200 means the delivery is committed on the server: [`Store::insert`] is one
 //! `INSERT … ON CONFLICT (id) DO NOTHING` statement in its own (autocommit) transaction, and it
 //! returns only once the server answered that statement, after its commit. Workers of every
-//! replica claim with `FOR UPDATE SKIP LOCKED`, each claim a lease and a fencing token.
+//! replica claim with `FOR UPDATE SKIP LOCKED`, each claim a lease and a fencing token, and the
+//! same statement that stores a delivery sends a `NOTIFY` that wakes idle workers everywhere.
 //!
 //! | file | what it holds |
 //! |---|---|
 //! | `connect.rs` | the URL's settings, the description, the TLS connector |
 //! | `migrate.rs` | the schema's creation and migrations under an advisory lock |
 //! | `queries.rs` | what each operation runs |
+//! | `listen.rs` | the `LISTEN` connection that wakes the workers |
 //! | `sql.rs` | every statement, and the numbered migrations |
 //! | `rows.rs` | rows to records, PostgreSQL errors to store errors |
 
 mod connect;
+mod listen;
 mod migrate;
 mod queries;
 mod rows;
@@ -26,7 +29,11 @@ use std::{
 };
 
 use deadpool_postgres::{Object, Pool};
-use tokio::{sync::Notify, time::timeout};
+use tokio::{
+    sync::{watch, Notify},
+    task::JoinHandle,
+    time::timeout,
+};
 use tokio_postgres::{
     tls::{MakeTlsConnect, TlsConnect},
     NoTls, Socket,
@@ -43,6 +50,7 @@ use crate::{
 };
 
 use connect::{Connector, Limits, Tls};
+use listen::Listener;
 use migrate::{Migrated, MIGRATION_TIMEOUT};
 use queries::{Batch, Context, Outcome};
 use sql::Statements;
@@ -131,7 +139,7 @@ impl PostgresOptions {
     }
 
     /// Keeps at most `connections` connections in the pool [`PostgresOptions::connect`] makes
-    /// (at least 1).
+    /// (at least 1); the listening connection comes on top.
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections.max(1);
         self
@@ -139,7 +147,8 @@ impl PostgresOptions {
 
     /// Makes the store's connections with the TLS connector `tls` (a
     /// `postgres_native_tls::MakeTlsConnector` or `tokio_postgres_rustls::MakeRustlsConnect`,
-    /// say) instead of `NoTls`.
+    /// say) instead of `NoTls`: the pool's, and the listening connection of a store made with
+    /// [`PostgresStore::from_pool`].
     pub fn tls<T>(mut self, tls: T) -> Self
     where
         T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
@@ -151,7 +160,8 @@ impl PostgresOptions {
         self
     }
 
-    /// Connects, and creates or migrates the schema.
+    /// Connects, creates or migrates the schema, and starts listening for other replicas'
+    /// deliveries.
     ///
     /// # Errors
     ///
@@ -214,7 +224,8 @@ impl fmt::Debug for PostgresOptions {
 ///
 /// The tables live in their own schema (`printone_webhooks` unless
 /// [`PostgresOptions::schema`] says otherwise), created on first use; the schema version is a
-/// row of its `schema_version` table. Cloning is cheap: clones share the pool.
+/// row of its `schema_version` table. Cloning is cheap: clones share the pool and the
+/// listening connection, which closes when the last clone is dropped.
 #[derive(Clone)]
 pub struct PostgresStore {
     shared: Arc<Shared>,
@@ -226,8 +237,17 @@ struct Shared {
     described: String,
     schema: String,
     notify: Arc<Notify>,
+    /// Whether the listening connection listens now.
+    listening: watch::Receiver<bool>,
+    listener: JoinHandle<()>,
     connect_timeout: Duration,
     statement_timeout: Duration,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl PostgresStore {
@@ -243,7 +263,10 @@ impl PostgresStore {
     /// A store on the connections of `pool`, a pool the application already has (with the TLS
     /// it needs). Its statements are bounded by `options`' statement timeout on this side
     /// only: set `statement_timeout` on the pool's sessions for the server to cancel them too.
-    /// `options`' pool size and TLS connector are not used.
+    ///
+    /// The listening connection is made from `options`' URL, with its TLS connector
+    /// ([`PostgresOptions::tls`]); when it cannot connect, workers still find new work by
+    /// polling, a little later. `options`' pool size is not used.
     ///
     /// # Errors
     ///
@@ -275,6 +298,16 @@ impl PostgresStore {
         check_commits(&client, &described, options.statement_timeout + GRACE).await;
         drop(client);
         let notify = Arc::new(Notify::new());
+        let (up, listening) = watch::channel(false);
+        let listener = options.tls.listen(Listener {
+            config,
+            listen: Statements::listen(&schema),
+            notify: Arc::clone(&notify),
+            up,
+            connect_timeout: options.connect_timeout,
+            statement_timeout: options.statement_timeout,
+            described: described.clone(),
+        });
         let context = Context {
             sql,
             channel: schema.clone(),
@@ -288,6 +321,8 @@ impl PostgresStore {
                 described,
                 schema,
                 notify,
+                listening,
+                listener,
                 connect_timeout: options.connect_timeout,
                 statement_timeout: options.statement_timeout,
             }),
@@ -407,6 +442,7 @@ impl fmt::Debug for PostgresStore {
             .field("server", &shared.described)
             .field("capacity", &shared.context.capacity)
             .field("dedupe_window", &shared.context.dedupe_window)
+            .field("listening", &*shared.listening.borrow())
             .finish_non_exhaustive()
     }
 }

@@ -323,6 +323,11 @@ impl Statements {
     pub(crate) fn version_table(&self) -> String {
         format!("{}.schema_version", self.schema)
     }
+
+    /// `LISTEN` on the channel `channel`.
+    pub(crate) fn listen(channel: &str) -> String {
+        format!("LISTEN {}", quote(channel))
+    }
 }
 
 /// `name` as a quoted SQL identifier: any name is safe inside the quotes.
@@ -343,5 +348,6 @@ mod tests {
             .migrations
             .iter()
             .all(|m| !m.contains("{schema}")));
+        assert_eq!(Statements::listen("a\"b"), "LISTEN \"a\"\"b\"");
     }
 }
