@@ -583,3 +583,6 @@ impl Store for PostgresStore {
         Box::pin(self.shared.notify.notified())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,560 @@
+//! The PostgreSQL store's own tests: the conformance suite, replicas sharing one schema, and
+//! faults. They run against the server `PRINTONE_TEST_POSTGRES_URL` names, each in a fresh
+//! schema of its own (dropped afterwards), so they run in parallel; without the variable they
+//! are skipped, except under CI, where they must run.
+
+use std::{
+    collections::{hash_map::RandomState, HashSet},
+    hash::{BuildHasher, Hasher},
+    io::Write as _,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Once,
+    },
+    time::Instant,
+};
+
+use super::*;
+use crate::store::conformance::{self, attempt, delivery, LONG};
+
+const URL_VARIABLE: &str = "PRINTONE_TEST_POSTGRES_URL";
+
+/// The test server's URL, or `None` (said once per test binary) when it is not set. Under CI
+/// a missing URL fails the test instead: CI must never skip these.
+fn server() -> Option<String> {
+    static SKIPPED: Once = Once::new();
+    if let Some(url) = std::env::var(URL_VARIABLE)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+    {
+        return Some(url);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{URL_VARIABLE} is not set: CI must run the PostgreSQL tests, not skip them"
+    );
+    SKIPPED.call_once(|| {
+        // Past the test harness's capture (which takes `eprintln!`), so that it is seen; in one
+        // write, on a line of its own, since the harness writes its progress meanwhile.
+        let note =
+            format!("\nPostgreSQL tests skipped: set {URL_VARIABLE}=postgres://… to run them\n");
+        let _ = std::io::stderr().write_all(note.as_bytes());
+    });
+    None
+}
+
+/// A connection of the test's own, beside the store's.
+async fn raw(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("the test server answers");
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh schema name, dropped with everything in it when the guard goes (best effort).
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    fn fresh(url: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(NEXT.fetch_add(1, Relaxed));
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |since| since.as_nanos()),
+        );
+        Self {
+            url: url.to_owned(),
+            name: format!("printone_test_{:016x}", hasher.finish()),
+        }
+    }
+
+    fn options(&self) -> PostgresOptions {
+        PostgresOptions::new(&self.url).schema(&self.name)
+    }
+
+    async fn connect(&self) -> PostgresStore {
+        self.options().connect().await.expect("connects")
+    }
+
+    fn quoted(&self) -> String {
+        sql::quote(&self.name)
+    }
+}
+
+impl Drop for Schema {
+    /// Drops the schema from a thread of its own: the test's runtime may be ending.
+    fn drop(&mut self) {
+        let (url, drop_schema) = (
+            self.url.clone(),
+            format!("DROP SCHEMA IF EXISTS {} CASCADE", self.quoted()),
+        );
+        let dropped = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let wait = Duration::from_secs(5);
+                let Ok(Ok((client, connection))) =
+                    timeout(wait, tokio_postgres::connect(&url, NoTls)).await
+                else {
+                    return;
+                };
+                tokio::spawn(connection);
+                let _ = timeout(wait, client.batch_execute(&drop_schema)).await;
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// A store in a fresh schema, which goes with it.
+struct TestStore {
+    store: PostgresStore,
+    _schema: Schema,
+}
+
+async fn store(capacity: usize, window: Duration) -> Option<TestStore> {
+    let schema = Schema::fresh(&server()?);
+    let store = schema
+        .options()
+        .capacity(capacity)
+        .dedupe_window(window)
+        .connect()
+        .await
+        .expect("connects");
+    Some(TestStore {
+        store,
+        _schema: schema,
+    })
+}
+
+impl Sealed for TestStore {}
+
+/// The suite runs against the store inside the guard.
+impl Store for TestStore {
+    fn describe(&self) -> String {
+        self.store.describe()
+    }
+    fn is_durable(&self) -> bool {
+        self.store.is_durable()
+    }
+    fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
+        self.store.insert(delivery)
+    }
+    fn claim(&self, max: usize, lease: Duration) -> StoreFuture<'_, Claim> {
+        self.store.claim(max, lease)
+    }
+    fn complete<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
+        self.store.complete(lease, attempt)
+    }
+    fn retry<'a>(
+        &'a self,
+        lease: &'a Lease,
+        attempt: &'a Attempt,
+        at: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.store.retry(lease, attempt, at)
+    }
+    fn dead_letter<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
+        self.store.dead_letter(lease, attempt)
+    }
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        self.store.release(lease)
+    }
+    fn list<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, Vec<StoredDelivery>> {
+        self.store.list(filter)
+    }
+    fn get<'a>(&'a self, id: &'a DeliveryId) -> StoreFuture<'a, Option<StoredDelivery>> {
+        self.store.get(id)
+    }
+    fn resolve<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<DeliveryId>> {
+        self.store.resolve(prefix)
+    }
+    fn replay<'a>(&'a self, ids: &'a [DeliveryId]) -> StoreFuture<'a, u64> {
+        self.store.replay(ids)
+    }
+    fn replay_dead<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, u64> {
+        self.store.replay_dead(filter)
+    }
+    fn purge(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        self.store.purge(before)
+    }
+    fn maintain(&self) -> StoreFuture<'_, u64> {
+        self.store.maintain()
+    }
+    fn counts(&self) -> StoreFuture<'_, Counts> {
+        self.store.counts()
+    }
+    fn changed(&self) -> ChangedFuture<'_> {
+        self.store.changed()
+    }
+}
+
+impl fmt::Debug for TestStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.store.fmt(f)
+    }
+}
+
+conformance::suite!(store);
+
+/// Waits until `store`'s listening connection listens, then takes the wake-up it gives when
+/// it starts, so that the next wake-up has another cause.
+async fn listening(store: &PostgresStore) {
+    let mut up = store.shared.listening.clone();
+    timeout(Duration::from_secs(10), up.wait_for(|up| *up))
+        .await
+        .expect("the listening connection is up within 10 s")
+        .expect("the store is alive");
+    let _ = timeout(Duration::from_millis(20), store.changed()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_never_claim_the_same_delivery_and_recognise_each_others() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let (a, b) = (schema.connect().await, schema.connect().await);
+    for n in 0..40 {
+        let (first, second) = if n % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        assert_eq!(
+            first.insert(&delivery(n, "e")).await.unwrap(),
+            Inserted::Stored
+        );
+        assert_eq!(
+            second.insert(&delivery(n, "e")).await.unwrap(),
+            Inserted::Duplicate,
+            "stored by the other replica"
+        );
+    }
+    let claimers = [&a, &b, &a, &b].map(|store| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let claim = store.claim(3, LONG).await.expect("claim");
+                if claim.claimed.is_empty() {
+                    return ids;
+                }
+                for claimed in claim.claimed {
+                    store
+                        .complete(&claimed.lease, &attempt(None))
+                        .await
+                        .unwrap();
+                    ids.push(claimed.lease.id);
+                }
+            }
+        })
+    });
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(
+        (all.len(), unique.len()),
+        (40, 40),
+        "each claimed exactly once"
+    );
+    let counts = b.counts().await.unwrap();
+    assert_eq!((counts.backlog(), counts.done), (0, 40));
+}
+
+#[tokio::test]
+async fn a_replica_whose_lease_expired_is_fenced_off_by_the_one_that_holds_it_now() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let (a, b) = (schema.connect().await, schema.connect().await);
+    a.insert(&delivery(1, "e")).await.unwrap();
+    let mut first = a.claim(1, Duration::from_millis(100)).await.unwrap();
+    let first = first.claimed.remove(0);
+    assert!(
+        b.claim(1, LONG).await.unwrap().claimed.is_empty(),
+        "held by a"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let second = conformance::claim_one(&b).await;
+    assert_eq!(second.attempt, 2);
+    assert!(second.lease.token > first.lease.token);
+    let failed = attempt(Some("late"));
+    for stale in [
+        a.complete(&first.lease, &attempt(None)).await,
+        a.retry(&first.lease, &failed, SystemTime::now()).await,
+        a.dead_letter(&first.lease, &failed).await,
+        a.release(&first.lease).await,
+    ] {
+        assert!(matches!(stale, Err(StoreError::LeaseLost(_))), "{stale:?}");
+    }
+    b.complete(&second.lease, &attempt(None)).await.unwrap();
+    let done = a.get(&second.lease.id).await.unwrap().unwrap();
+    assert_eq!(done.state, crate::store::DeliveryState::Done);
+    assert_eq!(
+        done.history.len(),
+        1,
+        "only the holder's attempt is recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_create_the_schema_exactly_once() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let starting: Vec<_> = (0..6)
+        .map(|_| {
+            let options = schema.options();
+            tokio::spawn(async move { options.connect().await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for started in starting {
+        stores.push(started.await.unwrap().expect("every replica starts"));
+    }
+    let client = raw(&url).await;
+    let versions = client
+        .query(
+            &format!("SELECT version FROM {}.schema_version", schema.quoted()),
+            &[],
+        )
+        .await
+        .unwrap();
+    let versions: Vec<i32> = versions.iter().map(|row| row.get(0)).collect();
+    let expected: Vec<i32> = (1..=i32::try_from(sql::MIGRATIONS.len()).unwrap()).collect();
+    assert_eq!(versions, expected, "each migration ran once");
+    stores[5].insert(&delivery(1, "e")).await.unwrap();
+    assert_eq!(stores[0].counts().await.unwrap().pending, 1);
+}
+
+#[tokio::test]
+async fn an_insert_on_one_replica_wakes_the_workers_of_another() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let (a, b) = (schema.connect().await, schema.connect().await);
+    listening(&b).await;
+    assert!(
+        timeout(Duration::from_millis(200), b.changed())
+            .await
+            .is_err(),
+        "nothing happened yet"
+    );
+    let waiting = b.changed();
+    a.insert(&delivery(1, "e")).await.unwrap();
+    timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken by the notification of a's insert");
+}
+
+#[tokio::test]
+async fn the_listening_connection_comes_back_when_the_server_drops_it() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let (a, b) = (schema.connect().await, schema.connect().await);
+    listening(&b).await;
+    let client = raw(&url).await;
+    let listen = Statements::listen(&schema.name);
+    let listeners = "SELECT pid FROM pg_stat_activity WHERE query = $1::text";
+    let before: Vec<i32> = client
+        .query(listeners, &[&listen])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(before.len(), 2, "a and b listen: {before:?}");
+    client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest($1::integer[]) AS pid",
+            &[&before],
+        )
+        .await
+        .unwrap();
+    let began = Instant::now();
+    loop {
+        let now: Vec<i32> = client
+            .query(listeners, &[&listen])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if now.len() == 2 && now.iter().all(|pid| !before.contains(pid)) {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "no new listener: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    listening(&b).await;
+    let waiting = b.changed();
+    a.insert(&delivery(1, "e")).await.unwrap();
+    timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken through the new connection");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_answers_unavailable_within_three_seconds() {
+    let began = Instant::now();
+    let result = PostgresStore::connect("postgres://postgres:pw@127.0.0.1:1/test").await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("postgres://127.0.0.1:1/test") && !text.contains("pw"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_unavailable_within_three_seconds() {
+    // Accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let began = Instant::now();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    let error = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    held.abort();
+}
+
+#[tokio::test]
+async fn a_schema_of_a_newer_version_is_refused_naming_it() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    drop(schema.connect().await);
+    raw(&url)
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO {}.schema_version (version) VALUES (99)",
+            schema.quoted()
+        ))
+        .await
+        .unwrap();
+    let error = schema.options().connect().await.unwrap_err();
+    assert!(matches!(error, StoreError::Incompatible(_)), "{error:?}");
+    assert!(error.to_string().contains("schema version 99"), "{error}");
+}
+
+#[tokio::test]
+async fn another_applications_schema_is_refused() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    raw(&url)
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA {0}; CREATE TABLE {0}.notes (text text);",
+            schema.quoted()
+        ))
+        .await
+        .unwrap();
+    let error = schema.options().connect().await.unwrap_err();
+    assert!(
+        error.to_string().contains("not a printone-webhooks store"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_locked_table_answers_busy_within_the_statement_timeout_then_recovers() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let store = schema
+        .options()
+        .statement_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let mut locker = raw(&url).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute(&format!(
+        "LOCK TABLE {}.deliveries IN ACCESS EXCLUSIVE MODE",
+        schema.quoted()
+    ))
+    .await
+    .unwrap();
+    let began = Instant::now();
+    let error = store.insert(&delivery(1, "e")).await.unwrap_err();
+    assert!(matches!(error, StoreError::Busy(_)), "{error:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    lock.rollback().await.unwrap();
+    assert_eq!(
+        store.insert(&delivery(1, "e")).await.unwrap(),
+        Inserted::Stored
+    );
+}
+
+#[tokio::test]
+async fn connections_the_server_drops_fail_at_most_once_and_nothing_stored_is_lost() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let store = schema.connect().await;
+    for n in 0..5 {
+        store.insert(&delivery(n, "e")).await.unwrap();
+    }
+    let client = raw(&url).await;
+    client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE pid <> pg_backend_pid() AND position($1::text IN query) > 0",
+            &[&schema.quoted()],
+        )
+        .await
+        .unwrap();
+    let mut failures = 0;
+    let stored = loop {
+        match store.insert(&delivery(5, "e")).await {
+            Ok(inserted) => break inserted,
+            Err(error) => {
+                assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+                failures += 1;
+                assert!(failures < 3, "the store did not recover: {error}");
+            }
+        }
+    };
+    assert_eq!(stored, Inserted::Stored);
+    assert_eq!(store.counts().await.unwrap().pending, 6);
+}
+
+#[tokio::test]
+async fn the_description_names_the_server_and_schema() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let store = schema.connect().await;
+    let text = store.describe();
+    assert!(
+        text.starts_with("postgres://") && text.ends_with(&format!("(schema {})", schema.name)),
+        "{text}"
+    );
+    assert!(store.is_durable());
+    assert_eq!(store.schema(), schema.name);
+}
