@@ -29,13 +29,15 @@ impl Default for OpenOptions {
 ///
 /// - `memory`: a [`MemoryStore`] (lost when the process ends);
 /// - `sqlite:PATH`: the SQLite store in the file `PATH`, created when missing (feature
-///   `sqlite`).
+///   `sqlite`);
+/// - `postgres://…` or `postgresql://…`: the PostgreSQL store in the schema
+///   `printone_webhooks` of that database, created on first use (feature `postgres`; no TLS:
+///   use `PostgresOptions::tls` or `PostgresStore::from_pool` for that).
 ///
 /// # Errors
 ///
 /// [`StoreError::InvalidUrl`] for a URL that names no store this build has, or the backend's
-/// error when it cannot be opened (naming the path and the cause).
-#[allow(clippy::unused_async)] // backends that connect over the network are opened here too
+/// error when it cannot be opened (naming the path or server and the cause).
 pub async fn open(url: &str, options: OpenOptions) -> Result<SharedStore, StoreError> {
     let url = url.trim();
     if url == "memory" {
@@ -50,8 +52,12 @@ pub async fn open(url: &str, options: OpenOptions) -> Result<SharedStore, StoreE
     {
         return open_sqlite(path, options);
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return open_postgres(url, options).await;
+    }
+    let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
     Err(StoreError::InvalidUrl(format!(
-        "{url:?} names no store: use memory or sqlite:PATH"
+        "{scheme:?} names no store: use memory, sqlite:PATH or postgres://…"
     )))
 }
 
@@ -76,6 +82,24 @@ fn open_sqlite(_: &str, _: OpenOptions) -> Result<SharedStore, StoreError> {
     ))
 }
 
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str, options: OpenOptions) -> Result<SharedStore, StoreError> {
+    let store = crate::store::PostgresOptions::new(url)
+        .capacity(options.capacity)
+        .dedupe_window(options.dedupe_window)
+        .connect()
+        .await?;
+    Ok(store.into())
+}
+
+#[cfg(not(feature = "postgres"))]
+#[allow(clippy::unused_async)] // the same signature as with the feature
+async fn open_postgres(_: &str, _: OpenOptions) -> Result<SharedStore, StoreError> {
+    Err(StoreError::InvalidUrl(
+        "this build has no PostgreSQL store: enable the `postgres` feature".into(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +110,26 @@ mod tests {
         assert!(!store.is_durable());
         let error = open("redis://x", OpenOptions::default()).await.unwrap_err();
         assert!(matches!(error, StoreError::InvalidUrl(_)), "{error}");
+        // A mistyped URL may carry a password: only its scheme is repeated.
+        let typo = open("postgress://u:secret@h/db", OpenOptions::default()).await;
+        let text = typo.unwrap_err().to_string();
+        assert!(
+            text.contains("\"postgress\"") && !text.contains("secret"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_postgres_url_names_the_feature_or_the_server() {
+        // Nothing listens on port 1: with the feature the store is tried and unavailable.
+        let url = "postgres://user:pw@127.0.0.1:1/db";
+        let error = open(url, OpenOptions::default()).await.unwrap_err();
+        let text = error.to_string();
+        assert!(!text.contains("pw"), "{text}");
+        if cfg!(feature = "postgres") {
+            assert!(matches!(error, StoreError::Unavailable(_)), "{text}");
+        } else {
+            assert!(text.contains("enable the `postgres` feature"), "{text}");
+        }
     }
 }
