@@ -54,6 +54,7 @@ pub(crate) async fn migrate(
         .await
         .and_then(|row| row.try_get(0))
         .map_err(failed)?;
+    let mut schema_exists = true;
     let version: i32 = if has_versions {
         transaction
             .query_one(&sql.version, &[])
@@ -61,11 +62,12 @@ pub(crate) async fn migrate(
             .and_then(|row| row.try_get(0))
             .map_err(failed)?
     } else {
-        let relations: i64 = transaction
-            .query_one(sql.relations_in_schema, &[&schema])
+        let contents = transaction
+            .query_one(sql.schema_contents, &[&schema])
             .await
-            .and_then(|row| row.try_get(0))
             .map_err(failed)?;
+        schema_exists = contents.try_get("exists").map_err(failed)?;
+        let relations: i64 = contents.try_get("relations").map_err(failed)?;
         if relations > 0 {
             return Err(StoreError::Incompatible(format!(
                 "{described}: the schema {schema} holds tables but is not a printone-webhooks store; choose another schema"
@@ -83,9 +85,15 @@ pub(crate) async fn migrate(
         transaction.commit().await.map_err(failed)?;
         return Ok(Migrated::Current);
     }
+    if !schema_exists {
+        transaction
+            .batch_execute(&sql.create_schema)
+            .await
+            .map_err(failed)?;
+    }
     if !has_versions {
         transaction
-            .batch_execute(&sql.bootstrap)
+            .batch_execute(&sql.create_version_table)
             .await
             .map_err(failed)?;
     }

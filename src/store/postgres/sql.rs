@@ -9,13 +9,16 @@
 /// `application_id`); the second key is `hashtext` of the schema name.
 pub(crate) const LOCK_CLASS: i32 = 0x5031_5748;
 
-/// Makes the schema and its version table: run under the migration lock when the version
-/// table is missing.
-pub(crate) const BOOTSTRAP: &str = "CREATE SCHEMA IF NOT EXISTS {schema};
-    CREATE TABLE {schema}.schema_version (
+/// Makes the schema, when it is missing: only then, since `CREATE SCHEMA IF NOT EXISTS` still
+/// asks for the `CREATE` privilege on the database, which a role given a schema made for it
+/// may not have.
+const CREATE_SCHEMA: &str = "CREATE SCHEMA {schema}";
+
+/// Makes the version table: run under the migration lock when it is missing.
+const CREATE_VERSION_TABLE: &str = "CREATE TABLE {schema}.schema_version (
         version integer PRIMARY KEY,
         migrated_at timestamptz NOT NULL DEFAULT now()
-    );";
+    )";
 
 /// Migration `n` (from 1) takes a schema at version `n - 1` to version `n`; each applied
 /// migration is a row of `schema_version`.
@@ -64,9 +67,12 @@ const LOCK: &str = "SELECT pg_advisory_xact_lock($1::integer, hashtext($2::text)
 /// Whether the version table `$1` (qualified and quoted) exists.
 const HAS_VERSION_TABLE: &str = "SELECT to_regclass($1::text) IS NOT NULL";
 
-/// How many tables, views and sequences the schema named `$1` holds.
-const RELATIONS_IN_SCHEMA: &str = "SELECT count(*) FROM pg_catalog.pg_class AS c
-    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = $1::text";
+/// Whether the schema named `$1` exists, and how many tables, views and sequences it holds.
+const SCHEMA_CONTENTS: &str = "SELECT
+        EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1::text) AS exists,
+        (SELECT count(*) FROM pg_catalog.pg_class AS c
+         JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1::text) AS relations";
 
 const VERSION: &str = "SELECT coalesce(max(version), 0) FROM {schema}.schema_version";
 
@@ -265,8 +271,9 @@ pub(crate) struct Statements {
     pub(crate) schema: String,
     pub(crate) lock: &'static str,
     pub(crate) has_version_table: &'static str,
-    pub(crate) relations_in_schema: &'static str,
-    pub(crate) bootstrap: String,
+    pub(crate) schema_contents: &'static str,
+    pub(crate) create_schema: String,
+    pub(crate) create_version_table: String,
     pub(crate) version: String,
     pub(crate) record_version: String,
     pub(crate) migrations: Vec<String>,
@@ -295,8 +302,9 @@ impl Statements {
         Self {
             lock: LOCK,
             has_version_table: HAS_VERSION_TABLE,
-            relations_in_schema: RELATIONS_IN_SCHEMA,
-            bootstrap: qualify(BOOTSTRAP),
+            schema_contents: SCHEMA_CONTENTS,
+            create_schema: qualify(CREATE_SCHEMA),
+            create_version_table: qualify(CREATE_VERSION_TABLE),
             version: qualify(VERSION),
             record_version: qualify(RECORD_VERSION),
             migrations: MIGRATIONS.iter().map(|m| qualify(m)).collect(),

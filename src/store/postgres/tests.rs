@@ -558,3 +558,50 @@ async fn the_description_names_the_server_and_schema() {
     assert!(store.is_durable());
     assert_eq!(store.schema(), schema.name);
 }
+
+#[tokio::test]
+async fn a_role_that_may_not_create_schemas_uses_the_schema_made_for_it() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let role = format!("{}_role", schema.name);
+    let admin = raw(&url).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; CREATE SCHEMA {schema} AUTHORIZATION {role};",
+            role = sql::quote(&role),
+            schema = schema.quoted()
+        ))
+        .await
+        .unwrap();
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+    };
+    let as_role = format!(
+        "host={host} port={} dbname={} user={role}",
+        config.get_ports().first().copied().unwrap_or(5432),
+        config.get_dbname().unwrap_or("postgres"),
+    );
+    let opened = PostgresOptions::new(as_role)
+        .schema(&schema.name)
+        .connect()
+        .await;
+    let stored = match &opened {
+        Ok(store) => store
+            .insert(&delivery(1, "e"))
+            .await
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    drop(opened);
+    // The role owns the schema: both go before the role can.
+    let _ = admin
+        .batch_execute(&format!(
+            "DROP SCHEMA {} CASCADE; DROP ROLE {};",
+            schema.quoted(),
+            sql::quote(&role)
+        ))
+        .await;
+    assert_eq!(stored, Ok(Inserted::Stored));
+}
