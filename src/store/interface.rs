@@ -39,9 +39,9 @@ pub(crate) use sealed::Sealed;
 /// another worker claim the delivery again.
 ///
 /// The backends are [`MemoryStore`](crate::store::MemoryStore) (lost when the process ends)
-/// and, with the `sqlite` feature, the embedded `SqliteStore` (one file on disk); a shared
-/// PostgreSQL store is planned, not part of this version. The trait is sealed so that every
-/// backend passes the crate's one conformance suite.
+/// and, with the `sqlite` feature, the embedded `SqliteStore` (one file on disk), and with the
+/// `postgres` feature `PostgresStore` (a database shared by replicas). The trait is sealed so
+/// that every backend passes the crate's one conformance suite.
 pub trait Store: Sealed + fmt::Debug + Send + Sync + 'static {
     /// Names the backend and where it keeps its data, for the first log line (never a
     /// password).

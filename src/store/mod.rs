@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | [`MemoryStore`] | in this process's memory (lost on a crash, a deploy or `kill -9`) | tests |
 //! | `SqliteStore` (feature `sqlite`, default) | committed to one SQLite file on disk | one machine: the default |
+//! | `PostgresStore` (feature `postgres`) | committed on the PostgreSQL server | replicas sharing one backlog |
 
 use std::time::Duration;
 

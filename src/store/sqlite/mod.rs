@@ -133,9 +133,8 @@ impl SqliteOptions {
 /// to install (SQLite is compiled in).
 ///
 /// Several processes may use the same file (a receiver and the command-line tool, say); one
-/// file serves one machine. Replicas on several machines need a shared store, which this
-/// version does not have (a PostgreSQL store is planned). Cloning is cheap: clones share the
-/// writer and the readers.
+/// file serves one machine. Replicas on several machines need a shared store: the PostgreSQL
+/// store (feature `postgres`). Cloning is cheap: clones share the writer and the readers.
 #[derive(Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
