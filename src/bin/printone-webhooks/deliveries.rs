@@ -53,9 +53,11 @@ async fn open(url: &str) -> Result<SharedStore, Failure> {
             )));
         }
     }
+    // The error names the file or the server; a database URL may hold a password, so the URL
+    // itself is not repeated.
     store::open(url, OpenOptions::default())
         .await
-        .map_err(|error| Failure::usage(format!("cannot open the store {url}: {error}")))
+        .map_err(|error| Failure::usage(format!("cannot open the store: {error}")))
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `.map_err(failed)`
