@@ -605,3 +605,37 @@ async fn a_role_that_may_not_create_schemas_uses_the_schema_made_for_it() {
         .await;
     assert_eq!(stored, Ok(Inserted::Stored));
 }
+
+#[tokio::test]
+async fn a_worker_handles_what_another_replica_stored_without_waiting_for_its_poll() {
+    use crate::{core::error::BoxError, worker::Worker};
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let (a, b) = (schema.connect().await, schema.connect().await);
+    listening(&a).await;
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let done = std::sync::Mutex::new(Some(done));
+    let handler = move |_: Delivery| {
+        if let Some(done) = done.lock().expect("not poisoned").take() {
+            let _ = done.send(Instant::now());
+        }
+        async { Ok::<(), BoxError>(()) }
+    };
+    let worker = Worker::new(a.clone(), handler).spawn();
+    // Let the worker find nothing and go idle.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stored_at = Instant::now();
+    b.insert(&delivery(1, "e")).await.unwrap();
+    let handled_at = timeout(Duration::from_secs(5), finished)
+        .await
+        .expect("handled")
+        .expect("the handler ran");
+    assert!(
+        handled_at.duration_since(stored_at) < Duration::from_millis(250),
+        "woken by the notification, not by the 500 ms poll: {:?}",
+        handled_at.duration_since(stored_at)
+    );
+    let report = worker.shutdown().await.unwrap();
+    assert_eq!((report.handled, report.left), (1, 0));
+    assert_eq!(b.counts().await.unwrap().done, 1);
+}
