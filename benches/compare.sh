@@ -260,8 +260,14 @@ fi
 # ---- The background mode: deliveries that got a 200 and were handled, per second ----
 BACKGROUND=(layered-answer background-memory-axum background-memory-actix background-sqlite-axum
   background-sqlite-actix naive-sqlite)
+# The PostgreSQL contender needs a server: BENCH_POSTGRES_URL (or PRINTONE_TEST_POSTGRES_URL); each
+# run uses a schema of its own there, dropped at the end.
+BENCH_POSTGRES_URL=${BENCH_POSTGRES_URL:-${PRINTONE_TEST_POSTGRES_URL:-}}
+if [[ -n $BENCH_POSTGRES_URL ]]; then
+  BACKGROUND+=(background-postgres-axum)
+fi
 log "== building the background-mode contenders (ring backend)"
-cargo build --release --quiet --example bench_background --features actix-web,sqlite,ring
+cargo build --release --quiet --example bench_background --features actix-web,sqlite,postgres,ring
 cp "${CARGO_TARGET_DIR:-target}/release/examples/bench_background" "$work/background"
 rm -rf "$BENCH_DB_DIR"
 mkdir -p "$BENCH_DB_DIR"
@@ -282,9 +288,14 @@ bg_start() {
     background-sqlite-axum) "${server_pin[@]}" "$work/background" background-axum "sqlite:$BENCH_DB_DIR/axum.db" "$addr" & ;;
     background-sqlite-actix) "${server_pin[@]}" "$work/background" background-actix "sqlite:$BENCH_DB_DIR/actix.db" "$addr" & ;;
     naive-sqlite) "${server_pin[@]}" "$work/background" naive-sqlite "$BENCH_DB_DIR/naive.db" "$addr" & ;;
+    background-postgres-axum) "${server_pin[@]}" "$work/background" background-axum "$BENCH_POSTGRES_URL" "$addr" & ;;
   esac
   pids+=($!)
 }
+if [[ -n $BENCH_POSTGRES_URL ]]; then
+  need psql postgresql-client
+  psql -q "$BENCH_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS printone_webhooks_bench CASCADE" >/dev/null
+fi
 for name in "${BACKGROUND[@]}"; do bg_start "$name"; done
 for name in "${BACKGROUND[@]}"; do
   port=$(bg_port_of "$name")
@@ -374,6 +385,9 @@ echo "ratio background-sqlite-actix/background-memory-actix 1KiB = $(bg_ratio ba
 echo "ratio background-memory/layered 1KiB = $(bg_ratio background-memory-axum layered-answer)"
 echo "ratio background-sqlite/background-memory 1KiB = $(bg_ratio background-sqlite-axum background-memory-axum)"
 echo "ratio background-sqlite/naive-sqlite 1KiB = $(bg_ratio background-sqlite-axum naive-sqlite)"
+if [[ -n $BENCH_POSTGRES_URL ]]; then
+  echo "ratio background-postgres/background-memory 1KiB = $(bg_ratio background-postgres-axum background-memory-axum)"
+fi
 [[ $BACKGROUND_ONLY == 1 ]] && exit 0
 echo
 for size in "${SIZES[@]}"; do

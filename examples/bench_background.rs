@@ -147,8 +147,19 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens the store; a SQLite one is opened directly so its commit counters can be read.
+/// Opens the store; a SQLite one is opened directly so its commit counters can be read, a
+/// PostgreSQL one in the schema `printone_webhooks_bench` (compare.sh drops it before a run).
 async fn open_counted(url: &str) -> Result<SharedStore> {
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = printone_webhooks::store::PostgresOptions::new(url)
+            .schema("printone_webhooks_bench")
+            .capacity(100_000)
+            .pool_size(32)
+            .connect()
+            .await?;
+        return Ok(store.into());
+    }
     if let Some(path) = url.strip_prefix("sqlite:") {
         let sqlite = printone_webhooks::store::SqliteOptions::new(path)
             .capacity(100_000)
