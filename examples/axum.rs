@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `PRINTONE_BIND` | `127.0.0.1:3000` | address to listen on; the route is `POST /webhooks/printone` |
 //! | `PRINTONE_WEBHOOK_SECRET` | generated | the secret; when unset a development secret is generated and printed with a ready `curl` command |
-//! | `PRINTONE_STORE` | `sqlite:printone-webhooks.db` | where deliveries wait: `sqlite:PATH` (a file, created when missing; survives crashes and restarts) or `memory` (lost when the process ends) |
+//! | `PRINTONE_STORE` | `sqlite:printone-webhooks.db` | where deliveries wait: `sqlite:PATH` (a file, created when missing; survives crashes and restarts), `postgres://…` (shared by replicas; build with `--features postgres`) or `memory` (lost when the process ends) |
 //! | `PRINTONE_MAX_BODY_BYTES` | `1048576` | body limit (413 above it) |
 //! | `PRINTONE_BODY_TIMEOUT_MS` | `10000` | deadline for the body to arrive (408 after it) |
 //! | `PRINTONE_QUEUE_CAPACITY` | `1024` | deliveries waiting in the store (503 with `Retry-After` beyond it) |

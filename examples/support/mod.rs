@@ -36,7 +36,7 @@ pub(crate) struct Settings {
     pub(crate) body_timeout: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) handler_delay: Duration,
-    /// `PRINTONE_STORE`: `memory` or `sqlite:PATH`.
+    /// `PRINTONE_STORE`: `memory`, `sqlite:PATH` or `postgres://…` (with the `postgres` feature).
     pub(crate) store: String,
     pub(crate) concurrency: usize,
     pub(crate) lease: Duration,
