@@ -7,7 +7,10 @@
 # The committed seeds in fuzz/corpus/<target>/ are read, never written: what libFuzzer finds is
 # kept in fuzz/work/<target>/ (ignored by git) and reused by the next run. A crash, a hang over
 # 10 s per input or more than 1 GiB of memory stops the run and leaves the input in
-# fuzz/artifacts/<target>/; replay it with `cargo +nightly fuzz run TARGET ARTIFACT`.
+# fuzz/artifacts/<target>/; replay it with `cargo +nightly fuzz run TARGET ARTIFACT`. A failed
+# oracle assertion says in words which request broke it; that message is printed last.
+#
+# First, `cargo test` checks that the committed seeds are the inputs their names describe.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,6 +26,9 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+# The committed seeds are the inputs their names describe, and pass (src/service/seeds.rs).
+cargo +nightly test --lib --quiet
+
 cargo +nightly fuzz build -O
 
 for target in "${targets[@]}"; do
@@ -32,6 +38,9 @@ for target in "${targets[@]}"; do
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=1024 \
       -max_len=8192 -print_final_stats=1 >"$log" 2>&1; then
     tail -n 60 "$log"
+    # The panic message names the request in words; the input's Debug dump may push it out of
+    # the tail above.
+    grep -A 4 "panicked at" "$log" | head -n 20 || true
     echo "fuzz target $target FAILED (log: fuzz/$log)"
     exit 1
   fi
