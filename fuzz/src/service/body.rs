@@ -2,7 +2,7 @@
 
 use std::{
     future::Future,
-    pin::Pin,
+    pin::{pin, Pin},
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -15,21 +15,22 @@ use tokio::time::{sleep, Sleep};
 
 use super::Step;
 
+/// How far each endless empty frame moves the paused clock.
+const ENDLESS_TICK: Duration = Duration::from_millis(100);
+
 /// A request body played from the steps [`played`](super::played) kept.
 pub struct Steps {
     steps: Arc<[Step]>,
     next: usize,
     sleeping: Option<Pin<Box<Sleep>>>,
-    max_wait_ms: u16,
 }
 
 impl Steps {
-    pub(super) fn new(steps: Arc<[Step]>, max_wait_ms: u16) -> Self {
+    pub(super) fn new(steps: Arc<[Step]>) -> Self {
         Self {
             steps,
             next: 0,
             sleeping: None,
-            max_wait_ms,
         }
     }
 }
@@ -78,7 +79,7 @@ impl Body for Steps {
                     Poll::Pending
                 }
                 Step::Wait(ms) => {
-                    let wait = Duration::from_millis(u64::from((*ms).min(this.max_wait_ms)));
+                    let wait = Duration::from_millis(u64::from(*ms));
                     this.sleeping = Some(Box::pin(sleep(wait)));
                     continue;
                 }
@@ -86,7 +87,14 @@ impl Body for Steps {
                 Step::Trailers => Poll::Ready(Some(Ok(Frame::trailers(HeaderMap::new())))),
                 Step::Error => Poll::Ready(Some(Err(Broken))),
                 Step::Stall => Poll::Pending,
-                Step::Endless => Poll::Ready(Some(Ok(Frame::data(Bytes::new())))),
+                Step::Endless => {
+                    // Always ready, so the runtime is never idle and paused time would never
+                    // advance on its own: each frame moves the clock on by a tick, so that the
+                    // layer's deadline still comes, in virtual time. `advance` moves the clock
+                    // on its first poll (then yields, which only wakes this task once more).
+                    let _ = pin!(tokio::time::advance(ENDLESS_TICK)).poll(cx);
+                    Poll::Ready(Some(Ok(Frame::data(Bytes::new()))))
+                }
             };
         }
     }

@@ -3,8 +3,9 @@
 //! service, or as the terminal `store_in` service over a small `MemoryStore` with and without a
 //! `Worker` draining it.
 //!
-//! Runs on a current-thread tokio runtime with paused time, so a stalled body reaches its
-//! deadline at once and a hang shows up as a failed virtual-time bound.
+//! Every input runs on one current-thread tokio runtime with paused time, kept for the whole
+//! process: a stalled body reaches its deadline at once, a hang shows up as a failed
+//! virtual-time bound, and nothing waits on the real clock.
 //!
 //! The oracle asserts only what the crate documents (`VerifyLayer`, `VerifyLayer::store_in`,
 //! `ErrorKind::status`, `Store`, `WorkerHandle::shutdown`):
@@ -44,13 +45,13 @@ use http_body::Body as _;
 use http_body_util::Full;
 use printone_webhooks::{
     sign,
-    store::{DeliveryId, DeliveryState, Filter, MemoryStore, Store},
+    store::{Counts, DeliveryId, DeliveryState, Filter, MemoryStore, Store},
     tower::VerifyLayer,
     worker::{RetryPolicy, Worker},
     BoxError, Delivery, Freshness, Secret, Verified, Verifier, VerifyError,
     LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER,
 };
-use tokio::time::timeout;
+use tokio::{runtime::Runtime, time::timeout};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -76,10 +77,6 @@ const TIMEOUT_RANGE_MS: u16 = 5000;
 /// How long one request (or the worker's shutdown) may take in virtual time before it counts
 /// as a hang.
 const HANG: Duration = Duration::from_secs(3600);
-/// The same, for inputs that run on the real clock.
-const REAL_HANG: Duration = Duration::from_secs(5);
-/// The longest delay, in milliseconds, of an input that runs on the real clock.
-const REAL_MAX_MS: u16 = 20;
 
 /// Where verified requests go.
 #[derive(Debug, Clone, Copy, Arbitrary)]
@@ -147,21 +144,21 @@ pub struct Input {
     pub requests: Vec<Req>,
 }
 
+thread_local! {
+    /// One runtime for every input of the process: building a runtime per input cost more
+    /// than most inputs do. Every input finishes what it spawned (the worker is shut down and
+    /// awaited), so nothing of one input runs during the next.
+    static RUNTIME: Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime with paused time");
+}
+
 /// Runs one input; returns the status of each request sent, in order. Panics, naming the
 /// request in words, when the crate breaks a documented guarantee.
 pub fn run(input: Input) -> Vec<StatusCode> {
-    // A body that is always ready keeps the runtime busy, so paused time would never advance:
-    // such inputs run on the real clock, with every delay cut to a few milliseconds.
-    let real_time = input
-        .requests
-        .iter()
-        .any(|req| req.steps.iter().any(|step| matches!(step, Step::Endless)));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(!real_time)
-        .build()
-        .expect("a current-thread runtime");
-    runtime.block_on(run_input(input, real_time))
+    RUNTIME.with(|runtime| runtime.block_on(run_input(input)))
 }
 
 /// The method of a request: `POST` three times in eight.
@@ -224,10 +221,6 @@ struct Setup {
     timeout: Duration,
     freshness: bool,
     requests: usize,
-    /// The longest wait a body step makes.
-    max_wait_ms: u16,
-    /// How long a request may take before it counts as a hang.
-    hang: Duration,
 }
 
 impl Setup {
@@ -239,7 +232,7 @@ impl Setup {
     }
 }
 
-async fn run_input(input: Input, real_time: bool) -> Vec<StatusCode> {
+async fn run_input(input: Input) -> Vec<StatusCode> {
     let secrets: Vec<Secret> = input
         .secrets
         .iter()
@@ -260,18 +253,9 @@ async fn run_input(input: Input, real_time: bool) -> Vec<StatusCode> {
         secrets,
         check,
         limit: usize::from(input.limit % LIMIT_RANGE),
-        timeout: Duration::from_millis(u64::from(
-            input.timeout_ms
-                % if real_time {
-                    REAL_MAX_MS
-                } else {
-                    TIMEOUT_RANGE_MS
-                },
-        )),
+        timeout: Duration::from_millis(u64::from(input.timeout_ms % TIMEOUT_RANGE_MS)),
         freshness: input.freshness,
         requests: requests.len(),
-        max_wait_ms: if real_time { REAL_MAX_MS } else { u16::MAX },
-        hang: if real_time { REAL_HANG } else { HANG },
     };
     let layer = VerifyLayer::new(verifier)
         .with_max_body_bytes(setup.limit)
@@ -356,8 +340,8 @@ impl Prepared {
         }
     }
 
-    fn request(&self, max_wait_ms: u16) -> Request<Steps> {
-        let mut request = Request::new(Steps::new(Arc::clone(&self.steps), max_wait_ms));
+    fn request(&self) -> Request<Steps> {
+        let mut request = Request::new(Steps::new(Arc::clone(&self.steps)));
         *request.method_mut() = self.method.clone();
         *request.headers_mut() = self.headers.clone();
         request
@@ -567,44 +551,48 @@ async fn stored(
     let mut sent: HashMap<DeliveryId, Bytes> = HashMap::new();
     let mut statuses = Vec::with_capacity(requests.len());
     for req in &requests {
-        let before = ids(&store).await;
-        let backlog = store
-            .counts()
-            .await
-            .expect("the memory store counts")
-            .backlog();
+        // Counted, not listed, around each request: listing clones every record, and the
+        // ids are compared once, at the end.
+        let before = counts(&store).await;
         let response = send(setup, &mut service, req).await;
         let status = response.status();
         req.expect.check(setup, req, status);
-        let after = ids(&store).await;
+        let after = counts(&store).await;
         if status == StatusCode::OK {
             let id = req
                 .expect
                 .verified
                 .map(|verified| DeliveryId::from_signature(verified.signature()))
                 .unwrap_or_else(|| req.fail(setup, "a 200 without a proof"));
-            let mut expected = before.clone();
-            expected.insert(id);
-            if after != expected {
+            let new = !sent.contains_key(&id);
+            let held = store.get(&id).await.expect("the memory store reads");
+            let body_kept = held.as_ref().and_then(|held| held.body.as_ref());
+            if held.is_none() || body_kept.is_some_and(|body| *body != req.data) {
+                req.fail(
+                    setup,
+                    "answered 200, but the store does not hold the request's delivery",
+                );
+            }
+            if total(&after) != total(&before) + u64::from(new) {
                 req.fail(
                     setup,
                     format!(
-                        "answered 200, but the store went from {} to {} deliveries and holds \
-                         the request's: {}",
-                        before.len(),
-                        after.len(),
-                        after.contains(&id)
+                        "answered 200 to a {} delivery, and the store went from {} to {} \
+                         deliveries",
+                        if new { "new" } else { "repeated" },
+                        total(&before),
+                        total(&after)
                     ),
                 );
             }
             sent.entry(id).or_insert_with(|| req.data.clone());
-        } else if after != before {
+        } else if total(&after) != total(&before) {
             req.fail(
                 setup,
                 format!(
                     "answered {status}, yet the store went from {} to {} deliveries",
-                    before.len(),
-                    after.len()
+                    total(&before),
+                    total(&after)
                 ),
             );
         }
@@ -615,6 +603,7 @@ async fn stored(
                     "503 for a request that cannot be authentic, not its refusal",
                 );
             }
+            let backlog = before.backlog();
             if backlog < capacity as u64 {
                 req.fail(
                     setup,
@@ -634,7 +623,7 @@ async fn stored(
             .expect("a stored delivery came from a request")
     };
     if let Some(worker) = worker {
-        let report = timeout(setup.hang, worker.shutdown())
+        let report = timeout(HANG, worker.shutdown())
             .await
             .unwrap_or_else(|_| stuck().fail(setup, "the worker's shutdown hung"))
             .expect("the worker task finishes");
@@ -661,7 +650,18 @@ async fn stored(
             );
         }
     }
-    for delivery in list(&store).await {
+    let listed = list(&store).await;
+    if listed.len() != sent.len() {
+        stuck().fail(
+            setup,
+            format!(
+                "{} requests got a 200 for a new delivery, but the store lists {} at the end",
+                sent.len(),
+                listed.len()
+            ),
+        );
+    }
+    for delivery in listed {
         let waiting = if running {
             DeliveryState::Done
         } else {
@@ -710,12 +710,13 @@ fn check_stored<'a>(
     }
 }
 
-async fn ids(store: &MemoryStore) -> HashSet<DeliveryId> {
-    list(store)
-        .await
-        .into_iter()
-        .map(|delivery| delivery.id)
-        .collect()
+async fn counts(store: &MemoryStore) -> Counts {
+    store.counts().await.expect("the memory store counts")
+}
+
+/// Every delivery the store holds, in any state.
+fn total(counts: &Counts) -> u64 {
+    counts.pending + counts.leased + counts.done + counts.dead
 }
 
 async fn list(store: &MemoryStore) -> Vec<printone_webhooks::store::StoredDelivery> {
@@ -729,7 +730,7 @@ async fn list(store: &MemoryStore) -> Vec<printone_webhooks::store::StoredDelive
         .expect("the memory store lists")
 }
 
-/// Sends one request and waits for its answer, within the setup's hang bound.
+/// Sends one request and waits for its answer, within [`HANG`] of virtual time.
 async fn send<S>(setup: &Setup, service: &mut S, req: &Prepared) -> Response<Full<Bytes>>
 where
     S: Service<Request<Steps>, Response = Response<Full<Bytes>>>,
@@ -738,7 +739,7 @@ where
     std::future::poll_fn(|cx| service.poll_ready(cx))
         .await
         .unwrap_or_else(|error| req.fail(setup, format!("the service was not ready: {error:?}")));
-    match timeout(setup.hang, service.call(req.request(setup.max_wait_ms))).await {
+    match timeout(HANG, service.call(req.request())).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => req.fail(setup, format!("a service error, not a response: {error:?}")),
         Err(_) => req.fail(setup, "the service hung on the request"),

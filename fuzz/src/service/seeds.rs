@@ -283,8 +283,6 @@ fn the_step_cap_seed_is_the_request_of_issue_17() {
         timeout: std::time::Duration::from_secs(1),
         freshness: false,
         requests: 1,
-        max_wait_ms: u16::MAX,
-        hang: super::HANG,
     };
     let prepared = super::Prepared::new(&setup, 0, req.clone());
     assert_eq!(&*prepared.steps, vec![Step::Yield; MAX_STEPS].as_slice());
@@ -322,8 +320,6 @@ fn a_failure_names_the_request_in_words() {
         timeout: std::time::Duration::from_millis(5),
         freshness: true,
         requests: 2,
-        max_wait_ms: u16::MAX,
-        hang: super::HANG,
     };
     let req = Req {
         method: 3,
@@ -347,4 +343,23 @@ fn a_failure_names_the_request_in_words() {
          VerifyLayer::store_in a MemoryStore of capacity 2 that no worker drains; 1 secret(s); \
          body limit 16 bytes; body deadline 5 ms; freshness check on"
     );
+}
+
+#[test]
+fn endless_and_stalled_bodies_meet_their_deadline_in_virtual_time() {
+    let started = std::time::Instant::now();
+    for mode in [Mode::Plain, Mode::Stored(0), Mode::Stuck(3)] {
+        for tail in [Step::Endless, Step::Stall] {
+            let steps = vec![Step::Data(b"{}".to_vec()), tail.clone()];
+            let mut input = input(mode, vec![post(Vec::new(), steps, true)]);
+            input.timeout_ms = 4999;
+            assert_eq!(
+                run(input),
+                [StatusCode::REQUEST_TIMEOUT],
+                "{mode:?} {tail:?}"
+            );
+        }
+    }
+    // Six 5-second deadlines, on the paused clock.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
