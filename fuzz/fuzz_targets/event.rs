@@ -15,8 +15,18 @@ fuzz_target!(|body: &[u8]| {
     let event = serde_json::from_slice::<Event>(body);
     let envelope = serde_json::from_slice::<Envelope>(body);
     if let Ok(envelope) = &envelope {
-        let event = event.as_ref().expect("an envelope's event parses alone");
-        assert_eq!(&envelope.event, event);
+        let Ok(event) = event.as_ref() else {
+            panic!(
+                "the body parses as an Envelope but not as an Event: {}",
+                quoted(body)
+            );
+        };
+        assert_eq!(
+            &envelope.event,
+            event,
+            "the envelope's event is not the event parsed alone: {}",
+            quoted(body)
+        );
     }
     if let Ok(event) = &event {
         let _ = (event.name(), event.data_id());
@@ -33,13 +43,30 @@ fn check_delivery(body: &[u8]) {
     let signature = sign_raw(&secret, body);
     let verified = Verifier::new(secret)
         .verify_signature(signature, body)
-        .expect("a body signed with the verifier's secret is authentic");
+        .unwrap_or_else(|error| {
+            panic!(
+                "a body signed with the verifier's secret was refused ({}): {}",
+                error.kind(),
+                quoted(body)
+            )
+        });
     let delivery = Delivery::new(Bytes::copy_from_slice(body), verified, &HeaderMap::new());
-    assert_eq!(delivery.body().as_ref(), body);
+    assert_eq!(
+        delivery.body().as_ref(),
+        body,
+        "the delivery's body is not the verified body {}",
+        quoted(body)
+    );
     let _ = delivery.event();
     let _ = delivery.envelope();
     let _ = delivery.parse::<serde_json::Value>();
-    assert_eq!(delivery.id().len(), 16);
+    assert_eq!(
+        delivery.id().len(),
+        16,
+        "the short id {} is not 8 bytes of hex, for the body {}",
+        delivery.id(),
+        quoted(body)
+    );
     let _ = format!("{delivery:?}");
 }
 
@@ -48,6 +75,29 @@ fn check_freshness(body: &[u8]) {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_717_420_486);
     let freshness = Freshness::new(Duration::from_secs(3600)).with_clock(move || now);
     if let Err(error) = freshness.check(body) {
-        assert_eq!(error.status(), 422);
+        assert_eq!(
+            error.status(),
+            422,
+            "the freshness check refused with {}, not 422 (stale): {}",
+            error.kind(),
+            quoted(body)
+        );
     }
+}
+
+/// The body as escaped text, shortened, for a failed assertion.
+fn quoted(body: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let text: String = body
+        .iter()
+        .take(SHOWN)
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    let more = if body.len() > SHOWN {
+        format!("… ({} bytes in all)", body.len())
+    } else {
+        String::new()
+    };
+    format!("the {}-byte body \"{text}\"{more}", body.len())
 }

@@ -74,9 +74,15 @@ fn check_parse(value: &[u8]) {
             && trimmed[canonical.len()..]
                 .iter()
                 .all(|b| matches!(b, b' ' | b'\t')),
-        "accepted a non-canonical value"
+        "accepted the non-canonical value {} as {canonical}",
+        quoted(value)
     );
-    assert_eq!(Signature::parse(&canonical).ok(), Some(signature));
+    assert_eq!(
+        Signature::parse(&canonical).ok(),
+        Some(signature),
+        "the canonical form {canonical} of {} does not parse back to the same MAC",
+        quoted(value)
+    );
 }
 
 fn headers_of(pairs: &[(Name, Vec<u8>)]) -> HeaderMap {
@@ -106,18 +112,81 @@ fn check_verify(verifier: &Verifier, secrets: &[Secret], headers: &HeaderMap, bo
             .iter()
             .position(|secret| sign_raw(secret, body) == *claimed)
     });
+    let words = || describe(secrets, headers, body, expected);
     match result {
         Ok(verified) => {
-            assert_eq!(Some(verified.secret_index()), expected);
-            assert_eq!(Some(verified.signature()), parsed.as_ref().ok());
+            assert_eq!(
+                Some(verified.secret_index()),
+                expected,
+                "accepted with secret {} (0-based): {}",
+                verified.secret_index(),
+                words()
+            );
+            assert_eq!(
+                Some(verified.signature()),
+                parsed.as_ref().ok(),
+                "accepted another signature than the headers carry: {}",
+                words()
+            );
         }
         Err(error) => {
-            assert!(error.kind().is_authentication(), "{:?}", error.kind());
-            assert_eq!(error.status(), 401);
-            assert_eq!(expected, None, "refused an authentic body");
+            assert!(
+                error.kind().is_authentication() && error.status() == 401,
+                "refused with {} ({}), not an authentication failure: {}",
+                error.kind(),
+                error.status(),
+                words()
+            );
+            assert_eq!(
+                expected,
+                None,
+                "refused an authentic body with {}: {}",
+                error.kind(),
+                words()
+            );
             if let Err(parse_error) = parsed {
-                assert_eq!(parse_error.kind(), error.kind());
+                assert_eq!(
+                    parse_error.kind(),
+                    error.kind(),
+                    "verify and from_headers refuse the same headers differently: {}",
+                    words()
+                );
             }
         }
     }
+}
+
+/// The request in words, for a failed assertion.
+fn describe(
+    secrets: &[Secret],
+    headers: &HeaderMap,
+    body: &[u8],
+    expected: Option<usize>,
+) -> String {
+    let headers: Vec<String> = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", quoted(value.as_bytes())))
+        .collect();
+    let signer = match expected {
+        Some(index) => format!("the MAC of secret {index} (0-based)"),
+        None => "no secret's MAC".to_owned(),
+    };
+    format!(
+        "a body of {} bytes, {} secret(s), headers [{}]; the headers carry {signer}",
+        body.len(),
+        secrets.len(),
+        headers.join(", ")
+    )
+}
+
+/// A header value as escaped text, shortened.
+fn quoted(bytes: &[u8]) -> String {
+    let text: String = bytes
+        .iter()
+        .take(80)
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    let more = if bytes.len() > 80 { "…" } else { "" };
+    format!("\"{text}{more}\"")
 }
