@@ -493,7 +493,13 @@ async fn plain(setup: &Setup, layer: &VerifyLayer, requests: Vec<Prepared>) -> V
         let seen = std::mem::take(&mut *lock(&calls));
         match (status == StatusCode::OK, seen.as_slice()) {
             (false, []) => {}
-            (true, [(delivery, body)]) => {
+            (_, [(None, _)]) => {
+                req.fail(
+                    setup,
+                    "the inner service was called without a verified delivery",
+                );
+            }
+            (true, [(Some(delivery), body)]) => {
                 if body != delivery.body() || *delivery.body() != req.data {
                     req.fail(
                         setup,
@@ -535,7 +541,7 @@ async fn stored(
 ) -> Vec<StatusCode> {
     let store = MemoryStore::new().with_capacity(capacity);
     let mut service = layer.store_in(store.clone());
-    let handled: Calls = Arc::default();
+    let handled: Handled = Arc::default();
     let worker = running.then(|| {
         let handled = Arc::clone(&handled);
         let handler = move |delivery: Delivery| {
@@ -746,8 +752,10 @@ where
     }
 }
 
-/// What an inner service or a handler was called with: the delivery and the body it got.
-type Calls = Arc<Mutex<Vec<(Delivery, Bytes)>>>;
+/// What the inner service was called with: the verified delivery, if any, and the body.
+type Calls = Arc<Mutex<Vec<(Option<Delivery>, Bytes)>>>;
+/// What the worker's handler was called with: the delivery and its body.
+type Handled = Arc<Mutex<Vec<(Delivery, Bytes)>>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -769,11 +777,7 @@ impl Service<Request<Full<Bytes>>> for Inner {
 
     fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
         let (parts, mut body) = request.into_parts();
-        let delivery = parts
-            .extensions
-            .get::<Delivery>()
-            .cloned()
-            .expect("the inner service is only called with a verified delivery");
+        let delivery = parts.extensions.get::<Delivery>().cloned();
         lock(&self.0).push((delivery, full_body(&mut body)));
         std::future::ready(Ok(Response::new(Full::new(Bytes::new()))))
     }
