@@ -86,8 +86,14 @@ fn main() -> Result<()> {
     }
 }
 
-/// The worker's settings in every background contender: a handler that does nothing.
-const CONCURRENCY: usize = 64;
+/// Handlers at once in every background contender (`BENCH_CONCURRENCY`, default 64): the
+/// handler does nothing, so a large batch per claim is what a worker needs to keep up.
+fn concurrency() -> usize {
+    std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(64)
+}
 
 async fn nothing(_: Delivery) -> std::result::Result<(), BoxError> {
     HANDLED.fetch_add(1, Relaxed);
@@ -175,7 +181,7 @@ fn background_axum(secret: &Secret, url: &str, addr: SocketAddr) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async move {
         let store = open_counted(url).await?;
         let _worker = Worker::new(store.clone(), nothing)
-            .with_concurrency(CONCURRENCY)
+            .with_concurrency(concurrency())
             .spawn();
         let stats_store = store.clone();
         let app = Router::new()
@@ -197,7 +203,7 @@ fn background_actix(secret: &Secret, url: &str, addr: SocketAddr) -> Result<()> 
     actix_web::rt::System::new().block_on(async move {
         let store = open_counted(&url).await?;
         let _worker = Worker::new(store.clone(), nothing)
-            .with_concurrency(CONCURRENCY)
+            .with_concurrency(concurrency())
             .spawn();
         HttpServer::new(move || {
             let stats_store = store.clone();
