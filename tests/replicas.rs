@@ -995,6 +995,35 @@ fn load(address: SocketAddr, stop: &AtomicBool, log: &Mutex<Vec<Sent>>) {
 /// The longest any one delivery may wait for its answer, the server down or not.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
+/// `GET /readyz` on the admin listener: its status and body.
+fn readyz(admin: std::net::SocketAddr) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(PATIENCE)).ok()?;
+    let request = format!("GET /readyz HTTP/1.1\r\nhost: {admin}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    Some((head.split(' ').nth(1)?.parse().ok()?, body.to_owned()))
+}
+
+/// Waits (bounded) until `/readyz` answers `status`; returns its body.
+fn wait_for_readyz(admin: std::net::SocketAddr, status: u16) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some((code, body)) = readyz(admin) {
+            if code == status {
+                return body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not answer {status} within {PATIENCE:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_database_that_stops_under_load_gets_503s_no_200_for_what_was_not_stored_and_recovery() {
     let Some(_) = server() else { return };
@@ -1005,7 +1034,16 @@ fn a_database_that_stops_under_load_gets_503s_no_200_for_what_was_not_stored_and
     };
     let cluster = Cluster::new(bin);
     cluster.start();
-    let receiver = Receiver::start("outage", &cluster.url(), &[]);
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port for the admin listener");
+    let admin_text = admin.to_string();
+    let receiver = Receiver::start(
+        "outage",
+        &cluster.url(),
+        &[("PRINTONE_ADMIN_BIND", admin_text.as_str())],
+    );
+    assert_eq!(readyz(admin), Some((200, "ready\n".to_owned())));
     let stop = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(Vec::new()));
     let client = {
@@ -1039,11 +1077,14 @@ fn a_database_that_stops_under_load_gets_503s_no_200_for_what_was_not_stored_and
     let stopped = Instant::now();
     // Down: 503s, and no 200 for what arrived after the server was gone.
     wait_for("the server down", stopped, 503, 5);
+    let unready = wait_for_readyz(admin, 503);
+    assert!(unready.starts_with("store unavailable"), "{unready}");
     thread::sleep(Duration::from_secs(1));
     let restarting = Instant::now();
     cluster.start();
     let restarted = Instant::now();
     wait_for("after the restart", restarted, 200, 30);
+    assert_eq!(wait_for_readyz(admin, 200), "ready\n");
     stop.store(true, Ordering::SeqCst);
     client.join().expect("the load");
     let sent = sent();
