@@ -398,10 +398,25 @@ macro_rules! suite {
                     else {
                         return;
                     };
-                    $crate::store::conformance::$case(&store).await;
+                    $crate::store::conformance::$case(
+                        $crate::store::conformance::AsStore::as_store(&store),
+                    )
+                    .await;
                 }
             )*
         }
     };
 }
 pub(crate) use suite;
+
+/// What the suite runs against: a store, or a guard that holds one (a temporary file, a
+/// schema of its own) and cleans up after it.
+pub(crate) trait AsStore {
+    fn as_store(&self) -> &dyn Store;
+}
+
+impl<S: Store> AsStore for S {
+    fn as_store(&self) -> &dyn Store {
+        self
+    }
+}

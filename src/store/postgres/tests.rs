@@ -138,71 +138,9 @@ async fn store(capacity: usize, window: Duration) -> Option<TestStore> {
     })
 }
 
-impl Sealed for TestStore {}
-
-/// The suite runs against the store inside the guard.
-impl Store for TestStore {
-    fn describe(&self) -> String {
-        self.store.describe()
-    }
-    fn is_durable(&self) -> bool {
-        self.store.is_durable()
-    }
-    fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
-        self.store.insert(delivery)
-    }
-    fn claim(&self, max: usize, lease: Duration) -> StoreFuture<'_, Claim> {
-        self.store.claim(max, lease)
-    }
-    fn complete<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
-        self.store.complete(lease, attempt)
-    }
-    fn retry<'a>(
-        &'a self,
-        lease: &'a Lease,
-        attempt: &'a Attempt,
-        at: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.store.retry(lease, attempt, at)
-    }
-    fn dead_letter<'a>(&'a self, lease: &'a Lease, attempt: &'a Attempt) -> StoreFuture<'a, ()> {
-        self.store.dead_letter(lease, attempt)
-    }
-    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
-        self.store.release(lease)
-    }
-    fn list<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, Vec<StoredDelivery>> {
-        self.store.list(filter)
-    }
-    fn get<'a>(&'a self, id: &'a DeliveryId) -> StoreFuture<'a, Option<StoredDelivery>> {
-        self.store.get(id)
-    }
-    fn resolve<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<DeliveryId>> {
-        self.store.resolve(prefix)
-    }
-    fn replay<'a>(&'a self, ids: &'a [DeliveryId]) -> StoreFuture<'a, u64> {
-        self.store.replay(ids)
-    }
-    fn replay_dead<'a>(&'a self, filter: &'a Filter) -> StoreFuture<'a, u64> {
-        self.store.replay_dead(filter)
-    }
-    fn purge(&self, before: SystemTime) -> StoreFuture<'_, u64> {
-        self.store.purge(before)
-    }
-    fn maintain(&self) -> StoreFuture<'_, u64> {
-        self.store.maintain()
-    }
-    fn counts(&self) -> StoreFuture<'_, Counts> {
-        self.store.counts()
-    }
-    fn changed(&self) -> ChangedFuture<'_> {
-        self.store.changed()
-    }
-}
-
-impl fmt::Debug for TestStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.store.fmt(f)
+impl conformance::AsStore for TestStore {
+    fn as_store(&self) -> &dyn Store {
+        &self.store
     }
 }
 
