@@ -722,8 +722,21 @@ fn three_replicas_on_one_database_handle_every_acknowledged_delivery_once_across
     let Some(server) = server() else { return };
     let database = Database::create(&server);
     // One after the other: the first creates the schema, the others find it.
+    // The victim (replica 0) works for seconds on each delivery, so it certainly holds leases
+    // when it is killed, and the survivors must take them over once they expire.
     let mut replicas: Vec<Option<Receiver>> = (0..3)
-        .map(|n| Some(Receiver::start(&format!("replica-{n}"), &database.url, &[])))
+        .map(|n| {
+            let slow: &[(&str, &str)] = if n == 0 {
+                &[("PRINTONE_DEMO_HANDLER_DELAY_MS", "5000")]
+            } else {
+                &[]
+            };
+            Some(Receiver::start(
+                &format!("replica-{n}"),
+                &database.url,
+                slow,
+            ))
+        })
         .collect();
     let deliveries: Vec<Delivery> = (0..DELIVERIES)
         .map(|n| delivery(format!("ord_replicas_{n}")))
