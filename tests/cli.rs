@@ -1341,31 +1341,13 @@ mod deliveries {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             let mut child = command.spawn().expect("the axum example starts");
-            let stdout_pipe = child.stdout.take().expect("stdout");
-            let stderr_pipe = child.stderr.take().expect("stderr");
-            let stdout = Arc::new(Mutex::new(Vec::new()));
-            let lines = Arc::clone(&stdout);
-            let reader = thread::spawn(move || {
-                for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
-                    lines
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(line);
-                }
-            });
-            let log = Arc::new(Mutex::new(String::new()));
-            let text = Arc::clone(&log);
-            let (listening, url) = mpsc::channel();
-            thread::spawn(move || {
-                for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                    if let Some((_, url)) = line.split_once("listening on ") {
-                        let _ = listening.send(url.to_owned());
-                    }
-                    let mut text = text.lock().unwrap_or_else(PoisonError::into_inner);
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            });
+            let common::Captured {
+                stdout,
+                reader,
+                log,
+                listening,
+            } = common::capture(&mut child);
+            let url = listening;
             let mut receiver = Self {
                 child,
                 url: String::new(),
@@ -1375,7 +1357,9 @@ mod deliveries {
             };
             receiver.url = url
                 .recv_timeout(PATIENCE)
-                .unwrap_or_else(|_| panic!("the receiver did not listen:\n{}", receiver.log()));
+                .ok()
+                .and_then(|line| Some(line.split_once("listening on ")?.1.to_owned()))
+                .unwrap_or_else(|| panic!("the receiver did not listen:\n{}", receiver.log()));
             receiver
         }
 

@@ -6,16 +6,18 @@
 //! (`PRINTONE_ADMIN_BIND`) is read as an operator reads it: `/metrics` after a known mix of
 //! deliveries, `/readyz` while the receiver drains.
 
+mod common;
+
 use std::{
     collections::{HashMap, HashSet},
     env, fs,
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
-        mpsc, Arc, Mutex, PoisonError,
+        Arc, Mutex, PoisonError,
     },
     thread,
     time::{Duration, Instant},
@@ -157,32 +159,13 @@ impl Receiver {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("the example receiver starts");
-        let stdout_pipe = child.stdout.take().expect("stdout");
-        let stderr_pipe = child.stderr.take().expect("stderr");
-
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&stdout);
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
-                lines
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(line);
-            }
-        });
-        let log = Arc::new(Mutex::new(String::new()));
-        let text = Arc::clone(&log);
-        let (listening, address) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                if let Some(address) = listening_address(&line) {
-                    let _ = listening.send(address);
-                }
-                let mut text = text.lock().unwrap_or_else(PoisonError::into_inner);
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
+        let common::Captured {
+            stdout,
+            reader,
+            log,
+            listening,
+        } = common::capture(&mut child);
+        let address = listening;
         let mut receiver = Self {
             name: example.name(),
             child,
@@ -191,13 +174,17 @@ impl Receiver {
             reader: Some(reader),
             log,
         };
-        receiver.address = address.recv_timeout(PATIENCE).unwrap_or_else(|_| {
-            panic!(
-                "the {} receiver did not log `listening on`:\n{}",
-                receiver.name,
-                receiver.log()
-            )
-        });
+        receiver.address = address
+            .recv_timeout(PATIENCE)
+            .ok()
+            .and_then(|line| listening_address(&line))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the {} receiver did not log `listening on`:\n{}",
+                    receiver.name,
+                    receiver.log()
+                )
+            });
         receiver
     }
 

@@ -9,17 +9,19 @@
 //! (`CI` set), where they must run. The outage test also needs PostgreSQL's `initdb` and
 //! `pg_ctl` (`/usr/lib/postgresql/*/bin/`) for a server of its own, which it stops and starts.
 
+mod common;
+
 use std::{
     collections::{hash_map::RandomState, HashMap, HashSet},
     env, fs,
     hash::{BuildHasher, Hasher},
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        mpsc, Arc, Mutex, Once, PoisonError,
+        Arc, Mutex, Once, PoisonError,
     },
     thread,
     time::{Duration, Instant, SystemTime},
@@ -287,32 +289,13 @@ impl Receiver {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("the example receiver starts");
-        let stdout_pipe = child.stdout.take().expect("stdout");
-        let stderr_pipe = child.stderr.take().expect("stderr");
-
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&stdout);
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
-                lines
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(line);
-            }
-        });
-        let log = Arc::new(Mutex::new(String::new()));
-        let text = Arc::clone(&log);
-        let (listening, address) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                if let Some(address) = listening_address(&line) {
-                    let _ = listening.send(address);
-                }
-                let mut text = text.lock().unwrap_or_else(PoisonError::into_inner);
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
+        let common::Captured {
+            stdout,
+            reader,
+            log,
+            listening,
+        } = common::capture(&mut child);
+        let address = listening;
         let mut receiver = Self {
             name: name.to_owned(),
             child,
@@ -321,13 +304,17 @@ impl Receiver {
             reader: Some(reader),
             log,
         };
-        receiver.address = address.recv_timeout(PATIENCE).unwrap_or_else(|_| {
-            panic!(
-                "the receiver {} did not log `listening on`:\n{}",
-                receiver.name,
-                receiver.log()
-            )
-        });
+        receiver.address = address
+            .recv_timeout(PATIENCE)
+            .ok()
+            .and_then(|line| listening_address(&line))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the receiver {} did not log `listening on`:\n{}",
+                    receiver.name,
+                    receiver.log()
+                )
+            });
         receiver
     }
 

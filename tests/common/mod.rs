@@ -38,3 +38,57 @@ pub(crate) async fn within<F: Future>(what: &str, future: F) -> F::Output {
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
+
+/// What a child process prints, collected as it runs: stdout a line at a time, stderr as one
+/// text, and every stderr line that says where it is `listening on`.
+pub(crate) struct Captured {
+    pub(crate) stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Ends when the child's stdout closes: join it to read every line.
+    pub(crate) reader: std::thread::JoinHandle<()>,
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<String>>,
+    pub(crate) listening: std::sync::mpsc::Receiver<String>,
+}
+
+/// Starts reading the piped stdout and stderr of `child`.
+///
+/// # Panics
+///
+/// When the child's stdout or stderr is not piped.
+pub(crate) fn capture(child: &mut std::process::Child) -> Captured {
+    use std::{
+        io::{BufRead as _, BufReader},
+        sync::{mpsc, Arc, Mutex, PoisonError},
+        thread,
+    };
+    let stdout_pipe = child.stdout.take().expect("stdout is piped");
+    let stderr_pipe = child.stderr.take().expect("stderr is piped");
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let lines = Arc::clone(&stdout);
+    let reader = thread::spawn(move || {
+        for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
+            lines
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(line);
+        }
+    });
+    let log = Arc::new(Mutex::new(String::new()));
+    let text = Arc::clone(&log);
+    let (said, listening) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            if line.contains("listening on ") {
+                let _ = said.send(line.clone());
+            }
+            let mut text = text.lock().unwrap_or_else(PoisonError::into_inner);
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    Captured {
+        stdout,
+        reader,
+        log,
+        listening,
+    }
+}
