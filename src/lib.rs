@@ -33,6 +33,7 @@ pub mod prelude;
 pub use crate::core::delivery::{Delivery, SignatureHeader};
 pub use crate::core::error::{BoxError, ConfigError, ErrorKind, VerifyError};
 pub use crate::core::freshness::{Clock, Freshness, SystemClock, DEFAULT_MAX_FUTURE};
+pub use crate::core::key::LogicalKey;
 pub use crate::core::secret::Secret;
 pub use crate::core::sign::{sign, sign_raw};
 pub use crate::core::signature::{

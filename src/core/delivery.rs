@@ -1,12 +1,13 @@
 //! A verified delivery: the raw body and what is known about it.
 
-use std::{fmt, time::SystemTime};
+use std::{fmt, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use crate::{
+    core::key::{LogicalKey, Summary},
     core::signature::{Signature, EVENT_HEADER, LEGACY_SIGNATURE_HEADER, WEBHOOK_EVENT_HEADER},
     core::verify::Verified,
     event::{Envelope, Event},
@@ -56,6 +57,8 @@ pub struct Delivery {
     verified: Verified,
     signature_header: SignatureHeader,
     received_at: SystemTime,
+    /// The webhook log entry a delivery recovered from Print.one's log came from.
+    recovered_from: Option<Arc<str>>,
 }
 
 impl Delivery {
@@ -69,7 +72,29 @@ impl Delivery {
             verified,
             signature_header,
             received_at: SystemTime::now(),
+            recovered_from: None,
         }
+    }
+
+    /// A delivery recovered from Print.one's webhook log: `envelope` is the logged request
+    /// (the JSON envelope), `log_id` the log entry's id. It was not signed (the log holds the
+    /// envelope, not the signed bytes; its authenticity comes from the API, over TLS); its id
+    /// is the digest of its [`LogicalKey`], so `None` when the envelope has none.
+    #[cfg(feature = "worker")]
+    pub(crate) fn recovered(
+        envelope: Bytes,
+        event_header: Option<&str>,
+        log_id: &str,
+    ) -> Option<Self> {
+        let key = LogicalKey::of_body(&envelope)?;
+        Some(Self {
+            body: envelope,
+            event_header: event_header.and_then(|value| HeaderValue::from_str(value).ok()),
+            verified: Verified::restored(Signature::from_bytes(key.digest()), 0),
+            signature_header: SignatureHeader::Current,
+            received_at: SystemTime::now(),
+            recovered_from: Some(log_id.into()),
+        })
     }
 
     /// A delivery read back from a store: it was verified when it was received.
@@ -83,6 +108,7 @@ impl Delivery {
             verified: Verified::restored(restored.signature, restored.secret_index),
             signature_header: restored.signature_header,
             received_at: restored.received_at,
+            recovered_from: restored.recovered_from.map(Into::into),
         }
     }
 
@@ -119,6 +145,9 @@ impl Delivery {
 
     /// The verified signature. It is the MAC of the exact body, so equal bodies (a re-delivery)
     /// have equal signatures: a natural delivery id for de-duplication.
+    ///
+    /// A delivery [recovered from the webhook log](Delivery::recovered_from) had no signature:
+    /// this is then its id, the digest of its [`LogicalKey`].
     #[must_use]
     pub const fn signature(&self) -> &Signature {
         self.verified.signature()
@@ -151,7 +180,27 @@ impl Delivery {
     /// them (read without parsing the typed event; `None` for what is missing).
     #[must_use]
     pub fn summary(&self) -> (Option<String>, Option<String>) {
-        summary(&self.body)
+        let summary = Summary::of(&self.body);
+        (summary.event, summary.data_id)
+    }
+
+    /// The event, `data.id` and creation time that identify the event whatever bytes carried
+    /// it; `None` when the body lacks one of them.
+    #[must_use]
+    pub fn logical_key(&self) -> Option<LogicalKey> {
+        LogicalKey::of_body(&self.body)
+    }
+
+    /// The id of the Print.one webhook log entry this delivery was recovered from, by the
+    /// reconciler; `None` for a delivery that arrived signed and was verified.
+    ///
+    /// # Security
+    ///
+    /// A recovered delivery was not signature-verified: its body is the envelope Print.one's
+    /// API returned, over TLS, to a holder of the account's API key.
+    #[must_use]
+    pub fn recovered_from(&self) -> Option<&str> {
+        self.recovered_from.as_deref()
     }
 
     /// When the body finished arriving and was verified.
@@ -190,29 +239,6 @@ impl Delivery {
     }
 }
 
-/// The event name and `data.id` of a JSON body, each `None` when missing (an `id` that is a
-/// number is given as its digits). Only these two fields are kept while parsing.
-pub(crate) fn summary(body: &[u8]) -> (Option<String>, Option<String>) {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        event: Option<String>,
-        data: Option<Data>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Data {
-        id: Option<serde_json::Value>,
-    }
-    let Ok(head) = serde_json::from_slice::<Head>(body) else {
-        return (None, None);
-    };
-    let id = head.data.and_then(|data| match data.id? {
-        serde_json::Value::String(id) => Some(id),
-        serde_json::Value::Number(id) => Some(id.to_string()),
-        _ => None,
-    });
-    (head.event, id)
-}
-
 /// What a store keeps of a delivery to build it again.
 #[cfg(feature = "worker")]
 pub(crate) struct Restored {
@@ -222,6 +248,7 @@ pub(crate) struct Restored {
     pub(crate) event_header: Option<String>,
     pub(crate) signature_header: SignatureHeader,
     pub(crate) received_at: SystemTime,
+    pub(crate) recovered_from: Option<String>,
 }
 
 /// The value of `x-printone-event` (else of `x-webhook-event`) and which header carried the
@@ -258,6 +285,7 @@ impl fmt::Debug for Delivery {
             .field("secret_index", &self.secret_index())
             .field("signature", self.signature())
             .field("received_at", &self.received_at)
+            .field("recovered_from", &self.recovered_from)
             .finish_non_exhaustive()
     }
 }

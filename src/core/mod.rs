@@ -4,6 +4,7 @@
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod freshness;
+pub(crate) mod key;
 pub(crate) mod mac;
 pub(crate) mod secret;
 pub(crate) mod sign;

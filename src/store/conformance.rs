@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::{
     core::delivery::Delivery,
-    store::{Attempt, DeliveryState, Filter, Inserted, Store, StoreError},
+    store::{Attempt, DeliveryId, DeliveryState, Filter, Inserted, Store, StoreError},
     Secret, Verifier, EVENT_HEADER,
 };
 
@@ -366,6 +366,98 @@ pub(crate) async fn housekeeping_forgets_handled_ids_past_the_window(store: &dyn
     assert_eq!(insert(store, 1, "e").await, Inserted::Stored);
 }
 
+/// The envelope of [`delivery`] `n` as Print.one's webhook log returns it (keys in another
+/// order, `createdAt` in another offset), recovered from the log entry `log`.
+pub(crate) fn recovered(n: u32, event: &str, log: &str) -> Delivery {
+    let envelope = format!(
+        r#"{{"event":"{event}","createdAt":"2024-06-03T15:14:46.501+02:00","data":{{"status":"x","id":"obj_{n}"}}}}"#
+    );
+    Delivery::recovered(Bytes::from(envelope), Some(event), log).expect("a logical key")
+}
+
+pub(crate) async fn a_signed_and_a_recovered_delivery_of_one_event_are_stored_once(
+    store: &dyn Store,
+) {
+    assert_eq!(insert(store, 1, "e").await, Inserted::Stored);
+    let again = store.insert(&recovered(1, "e", "log_1")).await.unwrap();
+    assert_eq!(
+        again,
+        Inserted::Duplicate,
+        "received signed, then in the log"
+    );
+    let first = recovered(2, "e", "log_2");
+    assert_eq!(store.insert(&first).await.unwrap(), Inserted::Stored);
+    assert_eq!(
+        store.insert(&recovered(2, "e", "log_3")).await.unwrap(),
+        Inserted::Duplicate,
+        "a second log entry of the same event"
+    );
+    assert_eq!(
+        insert(store, 2, "e").await,
+        Inserted::Duplicate,
+        "recovered, then arriving signed: a re-delivery"
+    );
+    assert_eq!(store.counts().await.unwrap().pending, 2);
+    let stored = store.get(&DeliveryId::of(&first)).await.unwrap().unwrap();
+    assert_eq!(stored.recovered_from.as_deref(), Some("log_2"));
+    let signed = store
+        .get(&DeliveryId::of(&delivery(1, "e")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(signed.recovered_from, None);
+    let mut claimed = store.claim(2, LONG).await.unwrap().claimed;
+    claimed.sort_by_key(|c| c.delivery.recovered_from().is_some());
+    assert_eq!(claimed[0].delivery.recovered_from(), None);
+    assert_eq!(claimed[1].delivery.recovered_from(), Some("log_2"));
+    assert_eq!(claimed[1].delivery.body(), first.body());
+}
+
+pub(crate) async fn the_keys_of_stored_deliveries_are_held_in_every_state(store: &dyn Store) {
+    let key = |n: u32| delivery(n, "e").logical_key().expect("a key");
+    insert(store, 1, "e").await;
+    insert(store, 2, "e").await;
+    settle_done(store).await;
+    let keys = [key(1), key(3), key(2)];
+    assert_eq!(store.holds(&keys).await.unwrap(), [true, false, true]);
+    assert!(store.holds(&[]).await.unwrap().is_empty());
+    store.purge(SystemTime::now() + LONG).await.unwrap();
+    let after = store.holds(&keys).await.unwrap();
+    assert_eq!(after.iter().filter(|held| **held).count(), 1, "one purged");
+}
+
+pub(crate) async fn checkpoints_are_kept_by_name(store: &dyn Store) {
+    let since = store.checkpoint("keyed-since").await.unwrap();
+    let since = since.expect("a store records since when it keys deliveries");
+    assert!(since.ends_with('Z') && since.len() >= 20, "{since}");
+    assert_eq!(store.checkpoint("reconcile:wh_1").await.unwrap(), None);
+    store.set_checkpoint("reconcile:wh_1", "a").await.unwrap();
+    store.set_checkpoint("reconcile:wh_2", "b").await.unwrap();
+    store.set_checkpoint("reconcile:wh_1", "c").await.unwrap();
+    let first = store.checkpoint("reconcile:wh_1").await.unwrap();
+    assert_eq!(first.as_deref(), Some("c"));
+    let second = store.checkpoint("reconcile:wh_2").await.unwrap();
+    assert_eq!(second.as_deref(), Some("b"));
+}
+
+pub(crate) async fn an_exclusive_lock_is_held_until_it_is_dropped(store: &dyn Store) {
+    let held = store.try_exclusive("reconcile").await.unwrap();
+    assert!(held.is_some(), "a free lock is taken");
+    assert!(store.try_exclusive("reconcile").await.unwrap().is_none());
+    let other = store.try_exclusive("other lock").await.unwrap();
+    assert!(other.is_some(), "locks are by name");
+    drop(held);
+    // A server releases a lock when it sees its session end: allow it a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if store.try_exclusive("reconcile").await.unwrap().is_some() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Generates one `#[tokio::test]` per case for a backend opened by `$open(capacity, window)`.
 macro_rules! suite {
     ($open:ident) => {
@@ -387,6 +479,10 @@ macro_rules! suite {
             a_claim_takes_at_most_what_was_asked_oldest_first,
             an_insert_wakes_a_waiting_worker,
             housekeeping_forgets_handled_ids_past_the_window,
+            a_signed_and_a_recovered_delivery_of_one_event_are_stored_once,
+            the_keys_of_stored_deliveries_are_held_in_every_state,
+            checkpoints_are_kept_by_name,
+            an_exclusive_lock_is_held_until_it_is_dropped,
         );
     };
     (@cases $open:ident; $($case:ident,)*) => {

@@ -8,7 +8,7 @@ use std::{
 };
 
 use crate::{
-    core::delivery::Delivery,
+    core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
         record::{Attempt, Claim, Counts, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
@@ -166,6 +166,65 @@ pub trait Store: Sealed + fmt::Debug + Send + Sync + 'static {
     /// a shared store, announced by another process). Workers also poll, so a missed wake-up
     /// only delays.
     fn changed(&self) -> ChangedFuture<'_>;
+
+    /// Whether the store holds a delivery of each key (in any state, until it is purged or
+    /// forgotten after the de-duplication window), in the order of `keys`.
+    ///
+    /// A delivery's [`LogicalKey`] is stored with it, so a delivery received signed and one
+    /// recovered from Print.one's webhook log are recognised as the same event: inserting the
+    /// second answers [`Inserted::Duplicate`].
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>>;
+
+    /// The value last saved under `name` by [`Store::set_checkpoint`] (the reconciler keeps
+    /// how far it read each webhook's log there).
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn checkpoint<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>>;
+
+    /// Saves `value` under `name`, durably in a durable store.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn set_checkpoint<'a>(&'a self, name: &'a str, value: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Takes the lock named `name` when nobody holds it: every process that uses the same
+    /// store sees the same lock (an advisory lock of the PostgreSQL server, a lock file beside
+    /// the SQLite file, a lock in this process for the memory store). `None` when it is held
+    /// elsewhere; the lock is released when the [`Exclusive`] is dropped, or when its process
+    /// dies.
+    ///
+    /// # Errors
+    ///
+    /// A store failure (no connection to take the lock on, a lock file that cannot be made).
+    fn try_exclusive<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Exclusive>>;
+}
+
+/// A lock taken by [`Store::try_exclusive`]: held until it is dropped.
+#[must_use = "the lock is released when this is dropped"]
+pub struct Exclusive {
+    _held: Box<dyn Send + Sync>,
+}
+
+impl Exclusive {
+    /// A lock held as long as `held` lives (its `Drop` releases it).
+    pub(crate) fn new(held: impl Send + Sync + 'static) -> Self {
+        Self {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl fmt::Debug for Exclusive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Exclusive")
+    }
 }
 
 /// A store shared by the receivers and workers of a process: any [`Store`] behind an `Arc`.

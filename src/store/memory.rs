@@ -2,7 +2,7 @@
 //! lose what a crash interrupts.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     fmt,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, SystemTime},
@@ -11,10 +11,10 @@ use std::{
 use tokio::sync::Notify;
 
 use crate::{
-    core::delivery::Delivery,
+    core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        interface::{ChangedFuture, Sealed, Store, StoreFuture},
+        interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, Filter, Inserted, Lease,
             StoredDelivery,
@@ -48,11 +48,16 @@ struct Shared {
     capacity: usize,
     window: Duration,
     remembered: usize,
+    /// The names of the [`Exclusive`] locks held now.
+    locks: Arc<Mutex<HashSet<String>>>,
 }
 
 #[derive(Default)]
 struct State {
     entries: IdMap<Entry>,
+    /// The id of the delivery holding each logical key.
+    keys: HashMap<[u8; 32], DeliveryId>,
+    checkpoints: HashMap<String, String>,
     /// Pending deliveries that are due, oldest first (ids whose entry moved on are skipped).
     ready: VecDeque<DeliveryId>,
     /// Pending deliveries waiting for their time, by (time, token).
@@ -74,7 +79,9 @@ struct Entry {
 
 /// Hashes a [`DeliveryId`] by its first 8 bytes. The id is a MAC under the webhook secret, so
 /// nobody without the secret can choose ids that collide (forged deliveries never reach the
-/// store): the usual protection against hash flooding is not needed, and not paid for.
+/// store), or, for a delivery recovered from the webhook log, a SHA-256 digest of an envelope
+/// the API returned: the usual protection against hash flooding is not needed, and not paid
+/// for.
 #[derive(Clone, Copy, Default)]
 struct IdHasher(u64);
 
@@ -105,13 +112,17 @@ impl MemoryStore {
     }
 
     fn build(capacity: usize, window: Duration, remembered: usize) -> Self {
+        let mut state = State::default();
+        let now = crate::core::key::utc(time::OffsetDateTime::now_utc());
+        state.checkpoints.insert("keyed-since".to_owned(), now);
         Self {
             shared: Arc::new(Shared {
-                state: Mutex::default(),
+                state: Mutex::new(state),
                 notify: Notify::new(),
                 capacity: capacity.max(1),
                 window,
                 remembered: remembered.max(1),
+                locks: Arc::default(),
             }),
         }
     }
@@ -144,14 +155,20 @@ impl MemoryStore {
 
     fn insert_now(&self, delivery: &Delivery) -> Inserted {
         let id = DeliveryId::of(delivery);
+        let record = StoredDelivery::accepted(delivery);
         let mut state = self.lock();
-        if state.entries.contains_key(&id) {
+        let known_key = record
+            .logical_key
+            .is_some_and(|key| state.keys.contains_key(&key));
+        if known_key || state.entries.contains_key(&id) {
             return Inserted::Duplicate;
         }
         if state.counts.backlog() >= self.shared.capacity as u64 {
             return Inserted::Full;
         }
-        let record = StoredDelivery::accepted(delivery);
+        if let Some(key) = record.logical_key {
+            state.keys.insert(key, id);
+        }
         let entry = Entry {
             record,
             delivery: Some(delivery.clone()),
@@ -445,6 +462,9 @@ impl State {
         let Some(entry) = self.entries.remove(id) else {
             return;
         };
+        if let Some(key) = entry.record.logical_key {
+            self.keys.remove(&key);
+        }
         match entry.record.state {
             DeliveryState::Done => self.counts.done -= 1,
             DeliveryState::Dead => self.counts.dead -= 1,
@@ -559,6 +579,56 @@ impl Store for MemoryStore {
 
     fn changed(&self) -> ChangedFuture<'_> {
         Box::pin(self.shared.notify.notified())
+    }
+
+    fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>> {
+        let state = self.lock();
+        let held = keys
+            .iter()
+            .map(|key| state.keys.contains_key(&key.digest()))
+            .collect();
+        ready(Ok(held))
+    }
+
+    fn checkpoint<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        ready(Ok(self.lock().checkpoints.get(name).cloned()))
+    }
+
+    fn set_checkpoint<'a>(&'a self, name: &'a str, value: &'a str) -> StoreFuture<'a, ()> {
+        self.lock()
+            .checkpoints
+            .insert(name.to_owned(), value.to_owned());
+        ready(Ok(()))
+    }
+
+    fn try_exclusive<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Exclusive>> {
+        let locks = Arc::clone(&self.shared.locks);
+        let taken = locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned());
+        let held = taken.then(|| {
+            Exclusive::new(Held {
+                locks,
+                name: name.to_owned(),
+            })
+        });
+        ready(Ok(held))
+    }
+}
+
+/// A lock of [`MemoryStore::try_exclusive`]: released when dropped.
+struct Held {
+    locks: Arc<Mutex<HashSet<String>>>,
+    name: String,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.name);
     }
 }
 

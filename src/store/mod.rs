@@ -23,7 +23,7 @@ pub(crate) mod sqlite;
 pub(crate) mod conformance;
 
 pub use error::StoreError;
-pub use interface::{ChangedFuture, SharedStore, Store, StoreFuture};
+pub use interface::{ChangedFuture, Exclusive, SharedStore, Store, StoreFuture};
 pub use memory::{MemoryStore, DEFAULT_REMEMBERED};
 pub use open::{open, OpenOptions};
 #[cfg(feature = "postgres")]

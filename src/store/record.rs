@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::core::{
     delivery::{Delivery, Restored, SignatureHeader},
+    key::Summary,
     signature::Signature,
 };
 
@@ -178,18 +179,29 @@ pub struct StoredDelivery {
     /// Every attempt, oldest first: filled by [`Store::get`](crate::store::Store::get), empty
     /// in lists.
     pub history: Vec<Attempt>,
+    /// The Print.one webhook log entry it was recovered from by the reconciler; `None` when it
+    /// arrived signed.
+    pub recovered_from: Option<String>,
+    /// The digest of its [`LogicalKey`](crate::LogicalKey), when the body has one.
+    pub(crate) logical_key: Option<[u8; 32]>,
 }
 
 impl StoredDelivery {
     /// What a store records of a delivery it accepts now.
     #[must_use]
     pub fn accepted(delivery: &Delivery) -> Self {
-        let (event, data_id) = delivery.summary();
+        let summary = Summary::of(delivery.body());
+        let id = DeliveryId::of(delivery);
+        let logical_key = if delivery.recovered_from().is_some() {
+            Some(id.0)
+        } else {
+            summary.key().map(|key| key.digest())
+        };
         Self {
-            id: DeliveryId::of(delivery),
+            id,
             state: DeliveryState::Pending,
-            event,
-            data_id,
+            event: summary.event,
+            data_id: summary.data_id,
             event_header: delivery.event_header().map(str::to_owned),
             signature_header: delivery.signature_header(),
             secret_index: delivery.secret_index(),
@@ -200,6 +212,8 @@ impl StoredDelivery {
             finished_at: None,
             body: Some(delivery.body().clone()),
             history: Vec::new(),
+            recovered_from: delivery.recovered_from().map(str::to_owned),
+            logical_key,
         }
     }
 
@@ -212,6 +226,7 @@ impl StoredDelivery {
             event_header: self.event_header.clone(),
             signature_header: self.signature_header,
             received_at: self.received_at,
+            recovered_from: self.recovered_from.clone(),
         }))
     }
 
@@ -235,6 +250,7 @@ impl fmt::Debug for StoredDelivery {
             .field("attempts", &self.attempts)
             .field("received_at", &self.received_at)
             .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .field("recovered_from", &self.recovered_from)
             .finish_non_exhaustive()
     }
 }

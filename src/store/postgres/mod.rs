@@ -40,10 +40,10 @@ use tokio_postgres::{
 };
 
 use crate::{
-    core::delivery::Delivery,
+    core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        interface::{ChangedFuture, Sealed, Store, StoreFuture},
+        interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{Attempt, Claim, Counts, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
         DEFAULT_CAPACITY, DEFAULT_DEDUPE_WINDOW, MAINTENANCE_BATCH,
     },
@@ -581,6 +581,68 @@ impl Store for PostgresStore {
 
     fn changed(&self) -> ChangedFuture<'_> {
         Box::pin(self.shared.notify.notified())
+    }
+
+    fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>> {
+        let digests: Vec<[u8; 32]> = keys.iter().map(LogicalKey::digest).collect();
+        Box::pin(async move {
+            let mut held = Vec::with_capacity(digests.len());
+            for chunk in digests.chunks(MAINTENANCE_BATCH) {
+                held.extend(
+                    self.run(1, async |client, context| {
+                        queries::holds(client, context, chunk).await
+                    })
+                    .await?,
+                );
+            }
+            Ok(held)
+        })
+    }
+
+    fn checkpoint<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(self.run(1, async |client, context| {
+            queries::checkpoint(client, context, name).await
+        }))
+    }
+
+    fn set_checkpoint<'a>(&'a self, name: &'a str, value: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.run(1, async |client, context| {
+            queries::set_checkpoint(client, context, name, value).await
+        }))
+    }
+
+    fn try_exclusive<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Exclusive>> {
+        Box::pin(self.exclusive(name))
+    }
+}
+
+impl PostgresStore {
+    /// Takes the advisory lock `name` on a connection of its own, taken out of the pool: the
+    /// lock lives as long as that session, which ends when the [`Exclusive`] is dropped (or
+    /// when this process dies and the server notices the closed connection).
+    async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
+        let shared = &self.shared;
+        let client = pooled(&shared.pool, shared.connect_timeout, &shared.described).await?;
+        let key = format!("{}:{name}", shared.context.sql.schema);
+        let taken = timeout(
+            shared.statement_timeout + GRACE,
+            client.query_one(
+                shared.context.sql.try_exclusive,
+                &[&sql::EXCLUSIVE_CLASS, &key],
+            ),
+        )
+        .await;
+        let Ok(answer) = taken else {
+            drop(Object::take(client));
+            return Err(StoreError::unavailable(format!(
+                "{}: no answer to a lock within {:?}",
+                shared.described, shared.statement_timeout
+            )));
+        };
+        let taken: bool = answer
+            .and_then(|row| row.try_get("taken"))
+            .map_err(|error| rows::error(&shared.described, &error))?;
+        Ok(taken.then(|| Exclusive::new(Object::take(client))))
     }
 }
 

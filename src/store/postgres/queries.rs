@@ -68,6 +68,8 @@ pub(crate) async fn insert(
                 &delivery.body().as_ref(),
                 &context.capacity,
                 &context.channel,
+                &record.logical_key.as_ref().map(<[u8; 32]>::as_slice),
+                &record.recovered_from,
             ],
         )
         .await?;
@@ -323,4 +325,49 @@ pub(crate) async fn counts(client: &Object, context: &Context) -> Result<Counts,
 
 fn token(lease: &Lease) -> i64 {
     i64::try_from(lease.token).unwrap_or(i64::MAX)
+}
+
+/// Which of the logical keys (digests) `keys` are stored.
+pub(crate) async fn holds(
+    client: &Object,
+    context: &Context,
+    keys: &[[u8; 32]],
+) -> Result<Vec<bool>, Error> {
+    let statement = client.prepare_cached(&context.sql.holds).await?;
+    let wanted: Vec<&[u8]> = keys.iter().map(<[u8; 32]>::as_slice).collect();
+    let rows = client.query(&statement, &[&wanted]).await?;
+    let held: std::collections::HashSet<Vec<u8>> = rows
+        .iter()
+        .map(|row| row.try_get::<_, Vec<u8>>("key"))
+        .collect::<Result<_, _>>()?;
+    Ok(keys
+        .iter()
+        .map(|key| held.contains(key.as_slice()))
+        .collect())
+}
+
+pub(crate) async fn checkpoint(
+    client: &Object,
+    context: &Context,
+    name: &str,
+) -> Result<Option<String>, Error> {
+    let statement = client.prepare_cached(&context.sql.checkpoint).await?;
+    client
+        .query_opt(&statement, &[&name])
+        .await?
+        .map(|row| row.try_get("value"))
+        .transpose()
+}
+
+pub(crate) async fn set_checkpoint(
+    client: &Object,
+    context: &Context,
+    name: &str,
+    value: &str,
+) -> Result<(), Error> {
+    let statement = client.prepare_cached(&context.sql.set_checkpoint).await?;
+    client
+        .execute(&statement, &[&name, &value])
+        .await
+        .map(|_| ())
 }

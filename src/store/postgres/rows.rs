@@ -100,6 +100,10 @@ pub(crate) fn delivery(
         finished_at: row.try_get("finished_at")?,
         body: body.map(Bytes::copy_from_slice),
         history: Vec::new(),
+        recovered_from: row.try_get("recovered_from")?,
+        logical_key: row
+            .try_get::<_, Option<&[u8]>>("logical_key")?
+            .and_then(|key| key.try_into().ok()),
     };
     Ok(Some((row.try_get("seq")?, stored, row.try_get("token")?)))
 }

@@ -53,6 +53,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         error text
     );
     CREATE INDEX attempts_delivery ON {schema}.attempts (delivery_seq, seq);",
+    // 2: the logical key (event, data id, creation time) that matches Print.one's webhook log,
+    // the log entry a recovered delivery came from, and named checkpoints. Deliveries stored
+    // before have no key, so the reconciler reads no log from before `keyed-since`.
+    "ALTER TABLE {schema}.deliveries
+        ADD COLUMN logical_key bytea CHECK (octet_length(logical_key) = 32),
+        ADD COLUMN recovered_from text;
+    CREATE UNIQUE INDEX deliveries_logical_key ON {schema}.deliveries (logical_key)
+        WHERE logical_key IS NOT NULL;
+    CREATE TABLE {schema}.checkpoints (name text PRIMARY KEY, value text NOT NULL);
+    INSERT INTO {schema}.checkpoints (name, value)
+        VALUES ('keyed-since',
+                to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'));",
 ];
 
 /// The state numbers in the `state` column (as in the SQLite store).
@@ -99,11 +111,11 @@ const INSERT: &str = "WITH waiting AS (
     ), stored AS (
         INSERT INTO {schema}.deliveries
             (id, state, event, data_id, event_header, signature_header, secret_index,
-             received_at, due_at, body)
+             received_at, due_at, body, logical_key, recovered_from)
         SELECT $1::bytea, 0, $2::text, $3::text, $4::text, $5::smallint, $6::integer,
-            $7::timestamptz, now(), $8::bytea
+            $7::timestamptz, now(), $8::bytea, $11::bytea, $12::text
         WHERE (SELECT backlog FROM waiting) < $9::bigint
-        ON CONFLICT (id) DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING seq
     ), woken AS (
         SELECT pg_notify($10::text, '') FROM stored
@@ -111,7 +123,10 @@ const INSERT: &str = "WITH waiting AS (
     SELECT
         (SELECT count(*) FROM stored) AS stored,
         (SELECT count(*) FROM woken) AS woken,
-        EXISTS (SELECT 1 FROM {schema}.deliveries WHERE id = $1::bytea) AS known,
+        EXISTS (
+            SELECT 1 FROM {schema}.deliveries
+            WHERE id = $1::bytea OR ($11::bytea IS NOT NULL AND logical_key = $11::bytea)
+        ) AS known,
         (SELECT backlog FROM waiting) < $9::bigint AS room";
 
 /// Claims up to `$1` due deliveries (pending and due, or leased with an expired lease), each
@@ -135,7 +150,7 @@ const CLAIM: &str = "WITH due AS (
         WHERE d.seq = due.seq
         RETURNING d.seq, d.id, d.state, d.event, d.data_id, d.event_header,
             d.signature_header, d.secret_index, d.received_at, d.attempts, d.due_at, d.token,
-            d.last_error, d.finished_at, d.body
+            d.last_error, d.finished_at, d.body, d.recovered_from, d.logical_key
     )
     SELECT
         least(
@@ -242,7 +257,8 @@ const EXPIRE: &str = "DELETE FROM {schema}.deliveries WHERE seq IN (
 const COUNTS: &str = "SELECT state, count(*) AS count FROM {schema}.deliveries GROUP BY state";
 
 const GET: &str = "SELECT seq, id, state, event, data_id, event_header, signature_header,
-    secret_index, received_at, attempts, due_at, token, last_error, finished_at, body
+    secret_index, received_at, attempts, due_at, token, last_error, finished_at, body,
+    recovered_from, logical_key
     FROM {schema}.deliveries WHERE id = $1::bytea";
 
 const HISTORY: &str = "SELECT started_at, duration_us, error FROM {schema}.attempts
@@ -256,13 +272,30 @@ const RESOLVE: &str = "SELECT id FROM {schema}.deliveries
 /// condition), `$5` limit. Bodies are not read.
 const LIST: &str = "SELECT seq, id, state, event, data_id, event_header, signature_header,
     secret_index, received_at, attempts, due_at, token, last_error, finished_at,
-    NULL::bytea AS body
+    NULL::bytea AS body, recovered_from, logical_key
     FROM {schema}.deliveries
     WHERE ($1::smallint IS NULL OR state = $1::smallint)
       AND ($2::text IS NULL OR coalesce(event, event_header, '-') = $2::text)
       AND ($3::timestamptz IS NULL OR received_at >= $3::timestamptz)
       AND ($4::timestamptz IS NULL OR received_at < $4::timestamptz)
     ORDER BY received_at DESC, id DESC LIMIT $5::bigint";
+
+/// Which of the logical keys `$1` are stored.
+const HOLDS: &str = "SELECT key FROM unnest($1::bytea[]) AS key
+    WHERE EXISTS (SELECT 1 FROM {schema}.deliveries WHERE logical_key = key)";
+
+const CHECKPOINT: &str = "SELECT value FROM {schema}.checkpoints WHERE name = $1::text";
+
+const SET_CHECKPOINT: &str = "INSERT INTO {schema}.checkpoints (name, value)
+    VALUES ($1::text, $2::text)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+/// The advisory lock class of [`TRY_EXCLUSIVE`] (the migrations' class plus one).
+pub(crate) const EXCLUSIVE_CLASS: i32 = LOCK_CLASS + 1;
+
+/// Takes the session-level advisory lock `$2` (the schema and the lock's name) of the class
+/// `$1` when it is free.
+const TRY_EXCLUSIVE: &str = "SELECT pg_try_advisory_lock($1::integer, hashtext($2::text)) AS taken";
 
 /// The store's statements with its schema in place.
 #[derive(Debug)]
@@ -292,6 +325,10 @@ pub(crate) struct Statements {
     pub(crate) history: String,
     pub(crate) resolve: String,
     pub(crate) list: String,
+    pub(crate) holds: String,
+    pub(crate) checkpoint: String,
+    pub(crate) set_checkpoint: String,
+    pub(crate) try_exclusive: &'static str,
 }
 
 impl Statements {
@@ -323,6 +360,10 @@ impl Statements {
             history: qualify(HISTORY),
             resolve: qualify(RESOLVE),
             list: qualify(LIST),
+            holds: qualify(HOLDS),
+            checkpoint: qualify(CHECKPOINT),
+            set_checkpoint: qualify(SET_CHECKPOINT),
+            try_exclusive: TRY_EXCLUSIVE,
             schema: quoted,
         }
     }

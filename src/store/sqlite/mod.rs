@@ -21,10 +21,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
 use tokio::sync::{oneshot, Notify};
 
 use crate::{
-    core::delivery::Delivery,
+    core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        interface::{ChangedFuture, Sealed, Store, StoreFuture},
+        interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Counts, DeliveryId, DeliveryState, Filter, Inserted, Lease,
             StoredDelivery,
@@ -534,6 +534,45 @@ impl Store for SqliteStore {
 
     fn changed(&self) -> ChangedFuture<'_> {
         Box::pin(self.shared.notify.notified())
+    }
+
+    fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>> {
+        let digests: Vec<[u8; 32]> = keys.iter().map(LogicalKey::digest).collect();
+        Box::pin(self.read(move |connection| {
+            let mut statement = connection.prepare_cached(sql::HOLDS)?;
+            digests
+                .iter()
+                .map(|digest| statement.exists(params![digest.as_slice()]))
+                .collect()
+        }))
+    }
+
+    fn checkpoint<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<String>> {
+        let name = name.to_owned();
+        Box::pin(self.read(move |connection| {
+            connection
+                .prepare_cached(sql::CHECKPOINT)?
+                .query_row(params![name], |row| row.get(0))
+                .optional()
+        }))
+    }
+
+    fn set_checkpoint<'a>(&'a self, name: &'a str, value: &'a str) -> StoreFuture<'a, ()> {
+        let op = Op::SetCheckpoint {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        };
+        Box::pin(async move { self.write(op).await.map(|_| ()) })
+    }
+
+    fn try_exclusive<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<Exclusive>> {
+        let path = self.shared.path.clone();
+        let name = name.to_owned();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || owners::try_exclusive(&path, &name))
+                .await
+                .map_err(|error| StoreError::unavailable(format!("a lock failed: {error}")))?
+        })
     }
 }
 

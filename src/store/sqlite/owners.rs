@@ -98,3 +98,43 @@ fn fresh_id() -> i64 {
     hasher.write_u128(nanos);
     i64::try_from(hasher.finish() >> 1).unwrap_or(1)
 }
+
+/// Takes the lock `name` of the store at `database`: a file in `<database>-locks/`, locked
+/// exclusively, which the kernel releases when the [`Exclusive`] is dropped or the process dies.
+/// `None` when another holder has it (in this process or another).
+pub(crate) fn try_exclusive(
+    database: &Path,
+    name: &str,
+) -> Result<Option<crate::store::Exclusive>, crate::store::StoreError> {
+    let mut folder = database.as_os_str().to_owned();
+    folder.push("-locks");
+    let folder = PathBuf::from(folder);
+    let file_name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let failed = |error: io::Error| {
+        crate::store::StoreError::unavailable(format!(
+            "{}: cannot take the lock {name}: {error}",
+            folder.display()
+        ))
+    };
+    fs::create_dir_all(&folder).map_err(failed)?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(folder.join(format!("{file_name}.lock")))
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(crate::store::Exclusive::new(file))),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(error)) => Err(failed(error)),
+    }
+}

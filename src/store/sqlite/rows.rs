@@ -70,7 +70,8 @@ pub(crate) fn id_of(bytes: &[u8]) -> rusqlite::Result<DeliveryId> {
 
 /// A delivery from the columns every read selects (`seq, id, state, event, data_id,
 /// event_header, signature_header, secret_index, received_at, attempts, due_at, token,
-/// last_error, finished_at, body`), with its `seq` and lease token.
+/// last_error, finished_at, body, recovered_from, logical_key`), with its `seq` and lease
+/// token.
 pub(crate) fn delivery(row: &Row<'_>) -> rusqlite::Result<(i64, StoredDelivery, i64)> {
     let seq: i64 = row.get(0)?;
     let id = id_of(&row.get::<_, Vec<u8>>(1)?)?;
@@ -94,6 +95,10 @@ pub(crate) fn delivery(row: &Row<'_>) -> rusqlite::Result<(i64, StoredDelivery, 
         finished_at: row.get::<_, Option<i64>>(13)?.map(time),
         body: body.map(Bytes::from),
         history: Vec::new(),
+        recovered_from: row.get(15)?,
+        logical_key: row
+            .get::<_, Option<Vec<u8>>>(16)?
+            .and_then(|key| key.try_into().ok()),
     };
     Ok((seq, stored, row.get(11)?))
 }

@@ -37,6 +37,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         error TEXT
     );
     CREATE INDEX attempts_delivery ON attempts (delivery_seq);",
+    // 2: the logical key (event, data id, creation time) that matches Print.one's webhook log,
+    // the log entry a recovered delivery came from, and named checkpoints. Deliveries stored
+    // before have no key, so the reconciler reads no log from before `keyed-since`.
+    "ALTER TABLE deliveries ADD COLUMN logical_key BLOB;
+    ALTER TABLE deliveries ADD COLUMN recovered_from TEXT;
+    CREATE UNIQUE INDEX deliveries_logical_key ON deliveries (logical_key)
+        WHERE logical_key IS NOT NULL;
+    CREATE TABLE checkpoints (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO checkpoints (name, value)
+        VALUES ('keyed-since', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));",
 ];
 
 /// The state numbers in the `state` column.
@@ -45,11 +55,24 @@ pub(crate) const LEASED: i64 = 1;
 pub(crate) const DONE: i64 = 2;
 pub(crate) const DEAD: i64 = 3;
 
+/// Stores a delivery unless its id or its logical key is stored.
 pub(crate) const INSERT: &str = "INSERT INTO deliveries
     (id, state, event, data_id, event_header, signature_header, secret_index, received_at,
-     due_at, body)
-    VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
-    ON CONFLICT (id) DO NOTHING";
+     due_at, body, logical_key, recovered_from)
+    VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)
+    ON CONFLICT DO NOTHING";
+
+/// Whether a delivery with the id `?1` or the logical key `?2` is stored.
+pub(crate) const KNOWN: &str =
+    "SELECT 1 FROM deliveries WHERE id = ?1 OR (?2 IS NOT NULL AND logical_key = ?2)";
+
+/// Whether a delivery with the logical key `?1` is stored.
+pub(crate) const HOLDS: &str = "SELECT 1 FROM deliveries WHERE logical_key = ?1";
+
+pub(crate) const CHECKPOINT: &str = "SELECT value FROM checkpoints WHERE name = ?1";
+
+pub(crate) const SET_CHECKPOINT: &str = "INSERT INTO checkpoints (name, value) VALUES (?1, ?2)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
 pub(crate) const CLAIM: &str = "UPDATE deliveries
     SET state = 1, attempts = attempts + 1, token = token + 1, due_at = ?2, owner = ?4
@@ -58,7 +81,8 @@ pub(crate) const CLAIM: &str = "UPDATE deliveries
         ORDER BY due_at, seq LIMIT ?3
     )
     RETURNING seq, id, state, event, data_id, event_header, signature_header,
-    secret_index, received_at, attempts, due_at, token, last_error, finished_at, body";
+    secret_index, received_at, attempts, due_at, token, last_error, finished_at, body,
+    recovered_from, logical_key";
 
 /// The processes that hold leases now, other than `?1`.
 pub(crate) const LEASE_OWNERS: &str =
@@ -124,7 +148,7 @@ pub(crate) const BACKLOG: &str = "SELECT count(*) FROM deliveries WHERE state IN
 
 pub(crate) const GET: &str = "SELECT seq, id, state, event, data_id, event_header,
     signature_header, secret_index, received_at, attempts, due_at, token, last_error,
-    finished_at, body FROM deliveries WHERE id = ?1";
+    finished_at, body, recovered_from, logical_key FROM deliveries WHERE id = ?1";
 
 pub(crate) const HISTORY: &str = "SELECT started_at, duration_us, error FROM attempts
     WHERE delivery_seq = ?1 ORDER BY rowid";
@@ -137,7 +161,7 @@ pub(crate) const RESOLVE: &str =
 /// `NULL` for no condition).
 pub(crate) const LIST: &str = "SELECT seq, id, state, event, data_id, event_header,
     signature_header, secret_index, received_at, attempts, due_at, token, last_error,
-    finished_at, NULL FROM deliveries
+    finished_at, NULL, recovered_from, logical_key FROM deliveries
     WHERE (?1 IS NULL OR state = ?1)
       AND (?2 IS NULL OR coalesce(event, event_header, '-') = ?2)
       AND (?3 IS NULL OR received_at >= ?3)

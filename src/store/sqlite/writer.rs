@@ -44,6 +44,10 @@ pub(crate) enum Op {
     Purge(SystemTime),
     Maintain(Duration),
     SetMaxPages(u64),
+    SetCheckpoint {
+        name: String,
+        value: String,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -237,6 +241,13 @@ impl Writer {
                 Ok(Reply::Count(purged as u64))
             }
             Op::Maintain(window) => self.maintain(*window).map(Reply::Count),
+            Op::SetCheckpoint { name, value } => {
+                self.connection
+                    .prepare_cached(sql::SET_CHECKPOINT)
+                    .and_then(|mut statement| statement.execute(params![name, value]))
+                    .map_err(sqlite)?;
+                Ok(Reply::Done)
+            }
             Op::SetMaxPages(pages) => {
                 self.connection
                     .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
@@ -252,10 +263,14 @@ impl Writer {
         let id = record.id;
         let pending = self.backlog.saturating_add_signed(effect.backlog);
         if pending >= self.capacity {
+            let key = record.logical_key.as_ref().map(<[u8; 32]>::as_slice);
             let exists = self
                 .connection
-                .prepare_cached("SELECT 1 FROM deliveries WHERE id = ?1")
-                .and_then(|mut s| s.query_row(params![id.as_bytes()], |_| Ok(())).optional())
+                .prepare_cached(sql::KNOWN)
+                .and_then(|mut s| {
+                    s.query_row(params![id.as_bytes(), key], |_| Ok(()))
+                        .optional()
+                })
                 .map_err(|error| rows::error(&error))?;
             return Ok(if exists.is_some() {
                 Inserted::Duplicate
@@ -276,6 +291,8 @@ impl Writer {
                     i64::try_from(record.secret_index).unwrap_or(0),
                     micros(record.received_at),
                     record.body.as_deref(),
+                    record.logical_key.as_ref().map(<[u8; 32]>::as_slice),
+                    record.recovered_from,
                 ])
             })
             .map_err(|error| rows::error(&error))?;
