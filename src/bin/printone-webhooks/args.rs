@@ -67,6 +67,33 @@ Exit codes:
 and the cause)
   3  the store failed while reading or writing";
 
+const RECONCILE_HELP: &str = "\
+Reads the webhook logs Print.one keeps behind its API (GET /v2/webhooks/{id}/logs) and compares \
+them with the store: an event the store does not hold (sent while the receiver was down, \
+refused with 503, timed out) is stored as a delivery recovered from the log, and the receiver's \
+worker handles it like any other. An event Print.one logged as delivered (a 2xx) that the store \
+does not hold is reported as a lost 200, with its log id. Events are matched by their event, \
+data id and creation time.
+
+Each webhook's log is read newest first back to where the last run stopped (a checkpoint kept \
+in the store, less an hour of overlap), the first time a day back, and never further back than \
+the store's de-duplication window or the time the store began keying deliveries. One reconciler \
+of a store runs at a time; this one waits up to a minute for another to finish. The last line \
+is `reconciled webhooks=<n> logged=<n> held=<n> recovered=<n> lost_200=<n>`.";
+
+/// The exit codes of `reconcile`.
+pub(crate) const RECONCILE_EXIT_CODES: &str = "\
+Exit codes:
+  0  nothing was lost (what was missing was recovered)
+  1  Print.one logged a delivery as answered 2xx that the store does not hold (a lost 200)
+  2  usage or configuration error: no API key or a refused one, an unknown webhook, a store \
+that cannot be opened or failed, a full backlog, another reconciler that does not finish
+  3  the Print.one API could not be reached (no connection, timeouts, 5xx or 429 after retries)";
+
+const SECRET_HELP: &str = "\
+Fetches the account's webhook secret (POST /v2/webhooks/secret) with the API key and prints it \
+on stdout, for PRINTONE_WEBHOOK_SECRET: nobody copies it from the dashboard by hand.";
+
 /// `printone-webhooks`: sign, verify, send and receive Print.one webhooks.
 #[derive(Debug, Parser)]
 #[command(
@@ -101,6 +128,61 @@ pub(crate) enum Command {
     /// List, inspect, replay and purge the deliveries in a receiver's store
     #[command(long_about = DELIVERIES_HELP, after_help = DELIVERIES_EXIT_CODES)]
     Deliveries(DeliveriesArgs),
+    /// Recover what never arrived from Print.one's webhook logs, and report lost 200s
+    #[command(long_about = RECONCILE_HELP, after_help = RECONCILE_EXIT_CODES)]
+    Reconcile(ReconcileArgs),
+    /// Print the account's webhook secret, fetched with the API key
+    #[command(long_about = SECRET_HELP, after_help = RECONCILE_EXIT_CODES)]
+    Secret(ApiArgs),
+}
+
+/// How to reach Print.one's API.
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// The account's API key. Prefer the environment variable: arguments are visible to other
+    /// users of the machine.
+    #[arg(
+        long,
+        env = "PRINTONE_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) api_key: Option<String>,
+    /// The API's base URL (its paths are under v2/).
+    #[arg(
+        long,
+        env = "PRINTONE_API_URL",
+        value_name = "URL",
+        default_value = "https://api.print.one/"
+    )]
+    pub(crate) api_url: String,
+    /// The longest one API request may take (retried after it): `30s`, `2m`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+}
+
+/// `reconcile --store URL [--webhook ID]… [--since DURATION] [--dry-run]`.
+#[derive(Debug, Args)]
+pub(crate) struct ReconcileArgs {
+    /// The receiver's store: `sqlite:PATH` or `postgres://…`.
+    #[arg(
+        long,
+        env = "PRINTONE_STORE",
+        value_name = "URL",
+        default_value = "sqlite:printone-webhooks.db"
+    )]
+    pub(crate) store: String,
+    /// Only this webhook (repeat for more); every webhook of the account by default.
+    #[arg(long, value_name = "ID")]
+    pub(crate) webhook: Vec<String>,
+    /// Read the logs this far back instead of from the checkpoints: `90m`, `12h`, `2d`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) since: Option<std::time::Duration>,
+    /// Report only: store nothing, move no checkpoint.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
 }
 
 /// `deliveries [--store URL] <list|show|replay|purge>`.

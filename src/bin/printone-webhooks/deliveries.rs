@@ -36,7 +36,7 @@ pub(crate) fn run(args: &DeliveriesArgs) -> Result<Outcome, Failure> {
 }
 
 /// Opens an existing store: a missing file is a mistake here, not a new empty store.
-async fn open(url: &str) -> Result<SharedStore, Failure> {
+pub(crate) async fn open(url: &str) -> Result<SharedStore, Failure> {
     let url = url.trim();
     if url == "memory" {
         return Err(Failure::usage(

@@ -10,6 +10,7 @@ mod diagnose;
 mod input;
 mod json;
 mod listen;
+mod reconcile;
 mod send;
 mod sign;
 mod verify;
@@ -102,6 +103,8 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(&args),
         Command::Listen(args) => listen::run(&args),
         Command::Deliveries(args) => deliveries::run(&args),
+        Command::Reconcile(args) => reconcile::run(&args),
+        Command::Secret(args) => reconcile::secret(&args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
