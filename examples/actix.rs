@@ -6,8 +6,10 @@
 //! `PRINTONE_WEBHOOK_SECRET`, `PRINTONE_STORE`, `PRINTONE_MAX_BODY_BYTES`,
 //! `PRINTONE_BODY_TIMEOUT_MS`, `PRINTONE_QUEUE_CAPACITY`, `PRINTONE_CONCURRENCY`,
 //! `PRINTONE_LEASE_MS`, `PRINTONE_MAX_ATTEMPTS`, `PRINTONE_RETRY_BACKOFF_MS`,
-//! `PRINTONE_DEMO_HANDLER_DELAY_MS`, `PRINTONE_DEMO_FAIL_EVENT` and `PRINTONE_ADMIN_BIND` (the
-//! admin listener: `GET /metrics`, `GET /healthz`, `GET /readyz`).
+//! `PRINTONE_DEMO_HANDLER_DELAY_MS`, `PRINTONE_DEMO_FAIL_EVENT`, `PRINTONE_API_KEY`,
+//! `PRINTONE_API_URL`, `PRINTONE_RECONCILE_EVERY` (the reconciler, with `--features
+//! reconcile`) and `PRINTONE_ADMIN_BIND` (the admin listener: `GET /metrics`, `GET /healthz`,
+//! `GET /readyz`).
 //!
 //! Every delivery handled in the background prints one line on stdout:
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
@@ -49,6 +51,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     let worker = settings.worker(store.clone()).spawn();
+    let reconciler = settings.spawn_reconciler(store.clone())?;
     let config = WebhookConfig::new(Verifier::new(secret.clone()))
         .with_max_body_bytes(settings.max_body_bytes)
         .with_body_timeout(settings.body_timeout);
@@ -79,6 +82,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     });
     server.await?;
     tracing::info!("stopped accepting; finishing running and due deliveries");
+    if let Some(reconciler) = reconciler {
+        reconciler.abort();
+    }
     worker.shutdown().await?;
     if let Some(admin) = admin {
         admin.stop(true).await;

@@ -16,6 +16,9 @@
 //! | `PRINTONE_RETRY_BACKOFF_MS` | `1000` | wait before the first retry, doubling after each failure |
 //! | `PRINTONE_DEMO_HANDLER_DELAY_MS` | `0` | how long the demo handler works on each delivery |
 //! | `PRINTONE_DEMO_FAIL_EVENT` | unset | the demo handler fails every delivery of this event (to show retries and dead letters) |
+//! | `PRINTONE_API_KEY` | unset (off) | the account's API key: reconcile the store with Print.one's webhook logs at start and then every `PRINTONE_RECONCILE_EVERY`, recovering what never arrived (build with `--features reconcile`) |
+//! | `PRINTONE_API_URL` | `https://api.print.one/` | the API's base URL |
+//! | `PRINTONE_RECONCILE_EVERY` | `10m` | time between reconciliations (`90s`, `10m`, `1h`) |
 //! | `PRINTONE_ADMIN_BIND` | unset (off) | an address of its own for the admin listener: `GET /metrics` (Prometheus text), `GET /healthz`, `GET /readyz` (503 while draining or when the store is down) |
 //!
 //! Every delivery handled in the background prints one line on stdout:
@@ -56,6 +59,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     let worker = settings.worker(store.clone()).spawn();
+    let reconciler = settings.spawn_reconciler(store.clone())?;
     let receiver = VerifyLayer::new(Verifier::new(secret.clone()))
         .with_max_body_bytes(settings.max_body_bytes)
         .with_body_timeout(settings.body_timeout)
@@ -73,6 +77,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(async move { draining.shutdown_signal().await })
         .await?;
     tracing::info!("stopped accepting; finishing running and due deliveries");
+    if let Some(reconciler) = reconciler {
+        reconciler.abort();
+    }
     worker.shutdown().await?;
     if let Some(admin) = admin {
         admin.abort();

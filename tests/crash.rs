@@ -56,51 +56,6 @@ impl Example {
     }
 }
 
-/// The example binary `cargo test` built beside this test (`target/<profile>/examples/`),
-/// refused when a source it was built from changed after it was built: a stale receiver
-/// would test old code.
-fn example_binary(example: Example) -> PathBuf {
-    let exe = env::current_exe().expect("the test binary's path");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary is in target/<profile>/deps/");
-    let binary = profile.join("examples").join(example.name());
-    let built = modified(&binary).unwrap_or_else(|| {
-        panic!(
-            "{} is missing: `cargo test --all-features` builds the examples (a `--test` \
-             filter alone does not; `cargo build --examples --all-features` does)",
-            binary.display()
-        )
-    });
-    let dep_info = fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
-    let changed: Vec<PathBuf> = sources(&dep_info)
-        .into_iter()
-        .filter(|source| modified(source).is_some_and(|at| at > built))
-        .collect();
-    assert!(
-        changed.is_empty(),
-        "{} is older than {changed:?}: rebuild it with `cargo build --examples --all-features`",
-        binary.display()
-    );
-    binary
-}
-
-fn modified(path: &Path) -> Option<std::time::SystemTime> {
-    fs::metadata(path).and_then(|meta| meta.modified()).ok()
-}
-
-/// The sources a cargo dep-info file (`target: source source…`, spaces escaped) lists.
-fn sources(dep_info: &str) -> Vec<PathBuf> {
-    let line = dep_info.lines().next().unwrap_or_default();
-    let list = line.split_once(": ").map_or("", |(_, list)| list);
-    list.replace("\\ ", "\0")
-        .split(' ')
-        .filter(|source| !source.is_empty())
-        .map(|source| PathBuf::from(source.replace('\0', " ")))
-        .collect()
-}
-
 /// A folder of its own under the target dir for one test's store; kept when the test fails.
 struct Scratch(PathBuf);
 
@@ -140,7 +95,7 @@ impl Receiver {
     /// Starts `example` on the scratch store, on a port the system picks, with `settings` over
     /// the defaults of these tests; returns once it listens.
     fn start(example: Example, scratch: &Scratch, settings: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(example_binary(example));
+        let mut command = Command::new(common::example_binary(example.name()));
         for (name, _) in env::vars_os() {
             if name.to_string_lossy().starts_with("PRINTONE_") {
                 command.env_remove(name);
@@ -932,7 +887,7 @@ fn actix_receiver_is_not_ready_while_it_drains() {
 #[test]
 fn an_admin_listener_on_the_webhook_address_is_refused() {
     let scratch = Scratch::new("admin-clash");
-    let output = Command::new(example_binary(Example::Axum))
+    let output = Command::new(common::example_binary(Example::Axum.name()))
         .current_dir(&scratch.0)
         .env("PRINTONE_BIND", "127.0.0.1:38999")
         .env("PRINTONE_ADMIN_BIND", "127.0.0.1:38999")

@@ -210,50 +210,6 @@ fn wait_until_settled(url: &str) {
 
 // ---- The receivers ---------------------------------------------------------------------
 
-/// The axum example `cargo test` built beside this test (`target/<profile>/examples/`), with
-/// every feature (`postgres` among them), refused when a source changed after it was built.
-fn example_binary() -> PathBuf {
-    let exe = env::current_exe().expect("the test binary's path");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary is in target/<profile>/deps/");
-    let binary = profile.join("examples").join("axum");
-    let built = modified(&binary).unwrap_or_else(|| {
-        panic!(
-            "{} is missing: `cargo test --all-features` builds the examples (a `--test` \
-             filter alone does not; `cargo build --examples --all-features` does)",
-            binary.display()
-        )
-    });
-    let dep_info = fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
-    let changed: Vec<PathBuf> = sources(&dep_info)
-        .into_iter()
-        .filter(|source| modified(source).is_some_and(|at| at > built))
-        .collect();
-    assert!(
-        changed.is_empty(),
-        "{} is older than {changed:?}: rebuild it with `cargo build --examples --all-features`",
-        binary.display()
-    );
-    binary
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    fs::metadata(path).and_then(|meta| meta.modified()).ok()
-}
-
-/// The sources a cargo dep-info file (`target: source source…`, spaces escaped) lists.
-fn sources(dep_info: &str) -> Vec<PathBuf> {
-    let line = dep_info.lines().next().unwrap_or_default();
-    let list = line.split_once(": ").map_or("", |(_, list)| list);
-    list.replace("\\ ", "\0")
-        .split(' ')
-        .filter(|source| !source.is_empty())
-        .map(|source| PathBuf::from(source.replace('\0', " ")))
-        .collect()
-}
-
 /// A running axum example receiver: its address, its stdout lines and its log.
 struct Receiver {
     name: String,
@@ -268,7 +224,7 @@ impl Receiver {
     /// Starts the receiver on the store `store`, on a port the system picks, with `settings`
     /// over the defaults of these tests; returns once it listens.
     fn start(name: &str, store: &str, settings: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(example_binary());
+        let mut command = Command::new(common::example_binary("axum"));
         for (variable, _) in env::vars_os() {
             if variable.to_string_lossy().starts_with("PRINTONE_") {
                 command.env_remove(variable);

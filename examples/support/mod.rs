@@ -47,6 +47,9 @@ pub(crate) struct Settings {
     /// `PRINTONE_ADMIN_BIND`: where `/metrics`, `/healthz` and `/readyz` are served (off when
     /// unset).
     pub(crate) admin_bind: Option<SocketAddr>,
+    /// `PRINTONE_API_KEY`, `PRINTONE_API_URL`, `PRINTONE_RECONCILE_EVERY`: the reconciler, off
+    /// without a key.
+    pub(crate) reconcile: Option<Reconcile>,
     /// The secret's text; generated when `PRINTONE_WEBHOOK_SECRET` is unset.
     pub(crate) secret_text: String,
     /// Whether the secret was generated (and the development help should be printed).
@@ -77,9 +80,84 @@ impl Settings {
                 .ok()
                 .filter(|event| !event.is_empty()),
             admin_bind: admin_bind()?,
+            reconcile: Reconcile::from_env()?,
             generated: given.is_none(),
             secret_text: given.unwrap_or_else(development_secret),
         })
+    }
+}
+
+/// The reconciler's settings.
+#[cfg_attr(not(feature = "reconcile"), allow(dead_code))]
+pub(crate) struct Reconcile {
+    key: String,
+    url: String,
+    every: Duration,
+}
+
+impl Reconcile {
+    /// `None` when `PRINTONE_API_KEY` is unset or empty.
+    fn from_env() -> Result<Option<Self>, String> {
+        let Some(key) = env::var("PRINTONE_API_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let url = env::var("PRINTONE_API_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| "https://api.print.one/".to_owned());
+        let every = match env::var("PRINTONE_RECONCILE_EVERY") {
+            Ok(text) if !text.trim().is_empty() => every(&text)?,
+            _ => Duration::from_secs(600),
+        };
+        Ok(Some(Self { key, url, every }))
+    }
+}
+
+#[cfg(feature = "reconcile")]
+fn every(text: &str) -> Result<Duration, String> {
+    printone_webhooks::reconcile::parse_duration(text)
+        .map_err(|error| format!("PRINTONE_RECONCILE_EVERY: {error}"))
+}
+
+#[cfg(not(feature = "reconcile"))]
+fn every(_: &str) -> Result<Duration, String> {
+    Ok(Duration::ZERO)
+}
+
+impl Settings {
+    /// Starts reconciling `store` with Print.one's webhook logs when `PRINTONE_API_KEY` is set.
+    #[cfg(feature = "reconcile")]
+    pub(crate) fn spawn_reconciler(
+        &self,
+        store: SharedStore,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+        use printone_webhooks::reconcile::{ApiKey, PrintOneApi, Reconciler};
+        let Some(settings) = &self.reconcile else {
+            return Ok(None);
+        };
+        let key =
+            ApiKey::new(&settings.key).map_err(|error| format!("PRINTONE_API_KEY: {error}"))?;
+        let api = PrintOneApi::new(&settings.url, key)
+            .map_err(|error| format!("PRINTONE_API_URL: {error}"))?;
+        tracing::info!(api = %api.base(), every = ?settings.every, "reconciling with the Print.one webhook logs");
+        Ok(Some(
+            Reconciler::new(api, store).spawn_every(settings.every),
+        ))
+    }
+
+    /// Without the `reconcile` feature, refuses a `PRINTONE_API_KEY` it cannot use.
+    #[cfg(not(feature = "reconcile"))]
+    pub(crate) fn spawn_reconciler(
+        &self,
+        _store: SharedStore,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+        match self.reconcile {
+            Some(_) => Err("PRINTONE_API_KEY is set, but this build has no reconciler: build with --features reconcile".into()),
+            None => Ok(None),
+        }
     }
 }
 

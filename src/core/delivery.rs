@@ -80,7 +80,7 @@ impl Delivery {
     /// (the JSON envelope), `log_id` the log entry's id. It was not signed (the log holds the
     /// envelope, not the signed bytes; its authenticity comes from the API, over TLS); its id
     /// is the digest of its [`LogicalKey`], so `None` when the envelope has none.
-    #[cfg(feature = "worker")]
+    #[cfg(any(feature = "reconcile", all(test, feature = "worker")))]
     pub(crate) fn recovered(
         envelope: Bytes,
         event_header: Option<&str>,

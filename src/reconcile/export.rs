@@ -19,7 +19,8 @@ pub(crate) fn run(outcome: &Result<Report, ReconcileError>) {
 }
 
 /// The outcome label of a run.
-pub(crate) fn outcome(outcome: &Result<Report, ReconcileError>) -> &'static str {
+#[cfg(feature = "metrics")]
+fn outcome(outcome: &Result<Report, ReconcileError>) -> &'static str {
     match outcome {
         Ok(report) if report.lost_200_count() > 0 => "lost_200",
         Ok(_) => "ok",

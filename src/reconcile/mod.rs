@@ -30,6 +30,7 @@
 //! the signed bytes.
 
 mod api;
+mod duration;
 mod error;
 mod export;
 mod model;
@@ -38,6 +39,7 @@ mod run;
 mod schedule;
 
 pub use api::{ApiKey, ApiOptions, PrintOneApi, DEFAULT_API_URL, MAX_PAGE_SIZE};
+pub use duration::parse_duration;
 pub use error::ReconcileError;
 pub use model::{LogResponse, LogStatus, Page, Webhook, WebhookLog};
 pub use report::{LostDelivery, Report, WebhookReport};

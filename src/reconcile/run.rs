@@ -322,18 +322,17 @@ impl Reconciler {
         envelope: String,
     ) -> Result<(), ReconcileError> {
         let digest = key.digest();
-        let fate = match pass.fates.get(&digest) {
-            Some(fate) => *fate,
-            None => {
-                let fate = self.recover(log, envelope).await?;
-                pass.fates.insert(digest, fate);
-                match fate {
-                    Fate::Recovered => pass.report.recovered += 1,
-                    Fate::Missing => pass.report.would_recover += 1,
-                    Fate::Held => {}
-                }
-                fate
+        let fate = if let Some(fate) = pass.fates.get(&digest) {
+            *fate
+        } else {
+            let fate = self.recover(log, envelope).await?;
+            pass.fates.insert(digest, fate);
+            match fate {
+                Fate::Recovered => pass.report.recovered += 1,
+                Fate::Missing => pass.report.would_recover += 1,
+                Fate::Held => {}
             }
+            fate
         };
         if fate == Fate::Held {
             pass.report.held += 1;

@@ -23,14 +23,17 @@ mod facade {
 
     use crate::store::Counts;
 
+    #[cfg_attr(not(any(feature = "tower", feature = "actix-web")), allow(dead_code))] // the intake's
     pub(crate) fn delivery(outcome: &'static str) {
         metrics::counter!("printone_webhooks_deliveries_total", "outcome" => outcome).increment(1);
     }
 
+    #[cfg_attr(not(any(feature = "tower", feature = "actix-web")), allow(dead_code))] // the intake's
     pub(crate) fn refused(kind: &'static str) {
         metrics::counter!("printone_webhooks_refused_total", "kind" => kind).increment(1);
     }
 
+    #[cfg_attr(not(any(feature = "tower", feature = "actix-web")), allow(dead_code))] // the intake's
     pub(crate) fn acknowledged(elapsed: Duration) {
         metrics::histogram!("printone_webhooks_acknowledge_seconds").record(elapsed);
     }
@@ -78,8 +81,11 @@ mod facade {
 
     use crate::store::Counts;
 
+    #[cfg_attr(not(any(feature = "tower", feature = "actix-web")), allow(dead_code))] // the intake's
     pub(crate) fn delivery(_: &'static str) {}
+    #[cfg_attr(not(any(feature = "tower", feature = "actix-web")), allow(dead_code))] // the intake's
     pub(crate) fn refused(_: &'static str) {}
+    #[cfg_attr(not(any(feature = "tower", feature = "actix-web")), allow(dead_code))] // the intake's
     pub(crate) fn acknowledged(_: Duration) {}
     pub(crate) fn handled(_: Duration) {}
     pub(crate) fn attempt(_: Duration, _: bool) {}

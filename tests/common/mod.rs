@@ -92,3 +92,55 @@ pub(crate) fn capture(child: &mut std::process::Child) -> Captured {
         listening,
     }
 }
+
+/// The example `name` that `cargo test` built beside this test (`target/<profile>/examples/`),
+/// refused when a source it was built from changed after it was built: a stale receiver would
+/// test old code.
+///
+/// # Panics
+///
+/// When the binary is missing or stale.
+pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
+    use std::path::Path;
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/<profile>/deps/");
+    let binary = profile.join("examples").join(name);
+    let built = modified(&binary).unwrap_or_else(|| {
+        panic!(
+            "{} is missing: `cargo test --all-features` builds the examples (a `--test` \
+             filter alone does not; `cargo build --examples --all-features` does)",
+            binary.display()
+        )
+    });
+    let dep_info = std::fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
+    let changed: Vec<std::path::PathBuf> = sources(&dep_info)
+        .into_iter()
+        .filter(|source| modified(source).is_some_and(|at| at > built))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "{} is older than {changed:?}: rebuild it with `cargo build --examples --all-features`",
+        binary.display()
+    );
+    binary
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+}
+
+/// The sources a cargo dep-info file (`target: source source…`, spaces escaped) lists.
+fn sources(dep_info: &str) -> Vec<std::path::PathBuf> {
+    let line = dep_info.lines().next().unwrap_or_default();
+    let list = line.split_once(": ").map_or("", |(_, list)| list);
+    list.replace("\\ ", "\0")
+        .split(' ')
+        .filter(|source| !source.is_empty())
+        .map(|source| std::path::PathBuf::from(source.replace('\0', " ")))
+        .collect()
+}

@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
+use printone_webhooks::reconcile::parse_duration;
 
 /// The exit codes, shown in `--help` and in the README's "Tools" section.
 pub(crate) const EXIT_CODES: &str = "\
@@ -246,37 +247,6 @@ pub(crate) struct ListDeliveriesArgs {
     /// At most this many lines.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub(crate) limit: usize,
-}
-
-/// A duration as `90s`, `30m`, `12h`, `7d` or a sum such as `1d12h`.
-pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let invalid = || format!("{text:?} is not a duration such as 90s, 30m, 12h, 7d or 1d12h");
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(invalid()),
-        };
-        let amount: u64 = digits.parse().map_err(|_| invalid())?;
-        total = amount
-            .checked_mul(unit)
-            .and_then(|seconds| total.checked_add(seconds))
-            .ok_or_else(invalid)?;
-        digits.clear();
-    }
-    if !digits.is_empty() || text.trim().is_empty() {
-        return Err(invalid());
-    }
-    Ok(std::time::Duration::from_secs(total))
 }
 
 /// The webhook secret, shared by every command.
