@@ -400,6 +400,46 @@ async fn a_schema_of_a_newer_version_is_refused_naming_it() {
 }
 
 #[tokio::test]
+async fn a_schema_of_the_first_version_is_migrated_with_its_deliveries_kept() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let statements = sql::Statements::new(&schema.name);
+    let old = conformance::delivery(1, "order_status_update");
+    let client = raw(&url).await;
+    client
+        .batch_execute(&format!(
+            "{}; {}; {}; INSERT INTO {}.schema_version (version) VALUES (1);",
+            statements.create_schema,
+            statements.create_version_table,
+            statements.migrations[0],
+            schema.quoted()
+        ))
+        .await
+        .unwrap();
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {}.deliveries (id, state, event, data_id, signature_header,
+                    secret_index, received_at, due_at, body)
+                 VALUES ($1, 0, 'order_status_update', 'obj_1', 0, 0, now(), now(), $2)",
+                schema.quoted()
+            ),
+            &[
+                &DeliveryId::of(&old).as_bytes().as_slice(),
+                &old.body().as_ref(),
+            ],
+        )
+        .await
+        .unwrap();
+    let store = schema.options().connect().await.unwrap();
+    let since = store.checkpoint("keyed-since").await.unwrap();
+    assert!(since.is_some_and(|since| since.ends_with('Z')));
+    let claimed = conformance::claim_one(&store).await;
+    assert_eq!(claimed.delivery.body(), old.body(), "the delivery was kept");
+    assert_eq!(store.insert(&old).await.unwrap(), Inserted::Duplicate);
+}
+
+#[tokio::test]
 async fn another_applications_schema_is_refused() {
     let Some(url) = server() else { return };
     let schema = Schema::fresh(&url);

@@ -243,3 +243,39 @@ async fn the_leases_of_a_store_that_is_gone_are_taken_at_once_on_the_next_open()
     let again = conformance::claim_one(&next).await;
     assert_eq!(again.attempt, 2, "the interrupted attempt counts");
 }
+
+#[tokio::test]
+async fn a_file_of_the_first_schema_is_migrated_with_its_deliveries_kept() {
+    let dir = TempDir::new();
+    let connection = Connection::open(dir.file()).unwrap();
+    connection
+        .execute_batch(&format!(
+            "{}; PRAGMA application_id = {}; PRAGMA user_version = 1;",
+            sql::MIGRATIONS[0],
+            sql::APPLICATION_ID
+        ))
+        .unwrap();
+    let old = delivery(1, "order_status_update");
+    connection
+        .execute(
+            "INSERT INTO deliveries (id, state, event, data_id, signature_header, secret_index,
+                received_at, due_at, body) VALUES (?1, 0, 'order_status_update', 'obj_1', 0, 0,
+                ?2, ?2, ?3)",
+            params![
+                DeliveryId::of(&old).as_bytes(),
+                rows::micros(SystemTime::now()),
+                old.body().as_ref()
+            ],
+        )
+        .unwrap();
+    drop(connection);
+    let began = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
+    let store = SqliteStore::open(dir.file()).unwrap();
+    let since = store.checkpoint("keyed-since").await.unwrap().unwrap();
+    let since = time::OffsetDateTime::parse(&since, &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    assert!(since >= began, "keyed since the migration: {since}");
+    let claimed = conformance::claim_one(&store).await;
+    assert_eq!(claimed.delivery.body(), old.body(), "the delivery was kept");
+    assert_eq!(store.insert(&old).await.unwrap(), Inserted::Duplicate);
+}
