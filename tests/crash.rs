@@ -685,25 +685,6 @@ fn actix_receiver_exits_0_on_sigterm_and_leaves_pending_retries_stored() {
 
 // ---- The admin listener (PRINTONE_ADMIN_BIND): metrics and health as operators read them ----
 
-/// A free port on 127.0.0.1 for the admin listener (bound, then released).
-fn free_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address")
-}
-
-/// `GET path` on `address`: the status and the body, or `None` when nothing answered.
-fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(PATIENCE)).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let code = head.split(' ').nth(1)?.parse().ok()?;
-    Some((code, body.to_owned()))
-}
-
 /// The value of the sample `name` (with its labels, as Prometheus prints them) in `text`.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| {
@@ -719,7 +700,7 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 fn wait_for_sample(admin: SocketAddr, name: &str, value: f64) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let (status, text) = get(admin, "/metrics").expect("the admin listener answers");
+        let (status, text) = common::get(admin, "/metrics").expect("the admin listener answers");
         assert_eq!(status, 200);
         if sample(&text, name) == Some(value) {
             return text;
@@ -734,7 +715,7 @@ fn wait_for_sample(admin: SocketAddr, name: &str, value: f64) -> String {
 
 fn metrics_after_a_known_mix(example: Example) {
     let scratch = Scratch::new(&format!("{}-metrics", example.name()));
-    let admin = free_address();
+    let admin = common::free_address();
     let admin_text = admin.to_string();
     let settings = [
         ("PRINTONE_ADMIN_BIND", admin_text.as_str()),
@@ -811,8 +792,14 @@ fn metrics_after_a_known_mix(example: Example) {
             "{secret_or_body} in the metrics"
         );
     }
-    assert_eq!(get(admin, "/healthz").map(|(code, _)| code), Some(200));
-    assert_eq!(get(admin, "/readyz"), Some((200, "ready\n".to_owned())));
+    assert_eq!(
+        common::get(admin, "/healthz").map(|(code, _)| code),
+        Some(200)
+    );
+    assert_eq!(
+        common::get(admin, "/readyz"),
+        Some((200, "ready\n".to_owned()))
+    );
     let (status, _, _) = receiver.terminate();
     assert_eq!(status.code(), Some(0));
 }
@@ -829,7 +816,7 @@ fn actix_receiver_serves_metrics_that_count_a_known_mix_of_deliveries() {
 
 fn readiness_during_the_drain(example: Example) {
     let scratch = Scratch::new(&format!("{}-ready", example.name()));
-    let admin = free_address();
+    let admin = common::free_address();
     let admin_text = admin.to_string();
     let settings = [
         ("PRINTONE_ADMIN_BIND", admin_text.as_str()),
@@ -837,7 +824,10 @@ fn readiness_during_the_drain(example: Example) {
         ("PRINTONE_CONCURRENCY", "1"),
     ];
     let receiver = Receiver::start(example, &scratch, &settings);
-    assert_eq!(get(admin, "/readyz"), Some((200, "ready\n".to_owned())));
+    assert_eq!(
+        common::get(admin, "/readyz"),
+        Some((200, "ready\n".to_owned()))
+    );
     let slow = delivery(ORDER, format!("ord_{}_ready", example.name()));
     assert_eq!(post(receiver.address, &slow), Some(200));
     thread::sleep(Duration::from_millis(200));
@@ -849,7 +839,7 @@ fn readiness_during_the_drain(example: Example) {
     // The handler still runs for a second: the receiver drains, and says so.
     let deadline = Instant::now() + PATIENCE;
     let draining = loop {
-        match get(admin, "/readyz") {
+        match common::get(admin, "/readyz") {
             Some((503, body)) => break body,
             Some((200, _)) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
             other => panic!("readyz during the drain: {other:?}\n{}", receiver.log()),
@@ -857,7 +847,7 @@ fn readiness_during_the_drain(example: Example) {
     };
     assert_eq!(draining, "draining\n");
     assert_eq!(
-        get(admin, "/healthz").map(|(code, _)| code),
+        common::get(admin, "/healthz").map(|(code, _)| code),
         Some(200),
         "still alive"
     );
@@ -869,7 +859,7 @@ fn readiness_during_the_drain(example: Example) {
         "the drain finished the running delivery"
     );
     assert!(
-        get(admin, "/readyz").is_none(),
+        common::get(admin, "/readyz").is_none(),
         "the admin listener stops with the receiver"
     );
 }

@@ -578,10 +578,7 @@ async fn settings_errors_exit_2_and_an_unreachable_api_exits_3() {
 
 /// A loopback URL nobody listens on.
 fn free_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-    let address = listener.local_addr().expect("bound");
-    drop(listener);
-    format!("http://{address}/")
+    format!("http://{}/", common::free_address())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -787,7 +784,9 @@ fn postgres_url() -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_axum_receiver_recovers_at_start_what_never_reached_it() {
     let scene = Scene::new("example").await;
+    let admin = common::free_address();
     let mut child = Command::new(common::example_binary("axum"))
+        .env("PRINTONE_ADMIN_BIND", admin.to_string())
         .env("PRINTONE_BIND", "127.0.0.1:0")
         .env("PRINTONE_WEBHOOK_SECRET", common::SECRET)
         .env("PRINTONE_STORE", scene.store_url())

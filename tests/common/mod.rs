@@ -144,3 +144,24 @@ fn sources(dep_info: &str) -> Vec<std::path::PathBuf> {
         .map(|source| std::path::PathBuf::from(source.replace('\0', " ")))
         .collect()
 }
+
+/// A loopback address nobody listens on (its port was free a moment ago).
+pub(crate) fn free_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address")
+}
+
+/// `GET path` on `address` over plain HTTP/1.1: the status and the body, `None` when there is
+/// no answer.
+pub(crate) fn get(address: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(PATIENCE)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split(' ').nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
