@@ -1250,44 +1250,6 @@ mod deliveries {
         ("PRINTONE_MAX_ATTEMPTS", "1"),
     ];
 
-    /// The axum example `cargo test` built beside this test, refused when a source it was
-    /// built from changed after it was built.
-    fn receiver_binary() -> PathBuf {
-        let exe = env::current_exe().expect("the test binary's path");
-        let profile = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary is in target/<profile>/deps/");
-        let binary = profile.join("examples").join("axum");
-        let modified = |path: &Path| fs::metadata(path).and_then(|meta| meta.modified()).ok();
-        let built = modified(&binary).unwrap_or_else(|| {
-            panic!(
-                "{} is missing: `cargo test --all-features` builds the examples (a `--test` \
-                 filter alone does not; `cargo build --examples --all-features` does)",
-                binary.display()
-            )
-        });
-        // The dep-info file: `target: source source…`, spaces in paths escaped.
-        let dep_info = fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
-        let line = dep_info.lines().next().unwrap_or_default();
-        let list = line
-            .split_once(": ")
-            .map_or("", |(_, list)| list)
-            .replace("\\ ", "\0");
-        let changed: Vec<PathBuf> = list
-            .split(' ')
-            .filter(|source| !source.is_empty())
-            .map(|source| PathBuf::from(source.replace('\0', " ")))
-            .filter(|source| modified(source).is_some_and(|at| at > built))
-            .collect();
-        assert!(
-            changed.is_empty(),
-            "{} is older than {changed:?}: rebuild it with `cargo build --examples --all-features`",
-            binary.display()
-        );
-        binary
-    }
-
     /// A folder of its own for one test's store; kept when the test fails.
     pub(super) struct Scratch(PathBuf);
 
@@ -1324,7 +1286,7 @@ mod deliveries {
 
     impl Receiver {
         pub(super) fn start(scratch: &Scratch, settings: &[(&str, &str)]) -> Self {
-            let mut command = Command::new(receiver_binary());
+            let mut command = Command::new(crate::common::example_binary("axum"));
             for (name, _) in env::vars_os() {
                 if name.to_string_lossy().starts_with("PRINTONE_") {
                     command.env_remove(name);

@@ -14,10 +14,9 @@ mod printone_api;
 
 use std::{
     collections::HashMap,
-    io::Write as _,
     path::PathBuf,
     process::{Command, Output, Stdio},
-    sync::{Arc, Mutex, Once, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -723,7 +722,7 @@ async fn two_reconcilers_of_one_sqlite_file_recover_each_delivery_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_reconcilers_of_one_postgresql_schema_recover_each_delivery_once() {
-    let Some(url) = postgres_url() else {
+    let Some(url) = common::postgres_url() else {
         return;
     };
     let scene = Scene::new("pg-replicas").await;
@@ -754,29 +753,6 @@ fn drop_schema(url: &str, schema: &str) {
         ])
         .stdin(Stdio::null())
         .output();
-}
-
-/// `PRINTONE_TEST_POSTGRES_URL`, or `None` (said once) when it is not set; under CI a missing
-/// URL fails the test instead.
-fn postgres_url() -> Option<String> {
-    static SKIPPED: Once = Once::new();
-    const VARIABLE: &str = "PRINTONE_TEST_POSTGRES_URL";
-    if let Some(url) = std::env::var(VARIABLE)
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    {
-        return Some(url);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{VARIABLE} is not set: CI must run the PostgreSQL tests, not skip them"
-    );
-    SKIPPED.call_once(|| {
-        let note =
-            format!("\nPostgreSQL reconcile test skipped: set {VARIABLE}=postgres://… to run it\n");
-        let _ = std::io::stderr().write_all(note.as_bytes());
-    });
-    None
 }
 
 // ---- The example receiver's background reconciler ---------------------------------------

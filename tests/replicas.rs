@@ -21,7 +21,7 @@ use std::{
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, Once, PoisonError,
+        Arc, Mutex, PoisonError,
     },
     thread,
     time::{Duration, Instant, SystemTime},
@@ -31,7 +31,6 @@ use printone_webhooks::{sign, Secret};
 
 const SECRET: &str = "pO1_webhook_replicas_8Tz3Kd6Wq1Nx4Hb7";
 const ROUTE: &str = "/webhooks/printone";
-const URL_VARIABLE: &str = "PRINTONE_TEST_POSTGRES_URL";
 /// Handlers running at once in every receiver here: the most deliveries a kill (or an outage)
 /// can catch handled but not yet recorded, and so the most that may be handled twice.
 const CONCURRENCY: usize = 2;
@@ -50,29 +49,6 @@ const ORDER: &str = "order_status_update";
 const SCHEMA: &str = "printone_webhooks";
 
 // ---- The test server -------------------------------------------------------------------
-
-/// The test server's URL, or `None` (said once per test binary) when it is not set. Under CI
-/// a missing URL fails the test instead: CI must never skip these.
-fn server() -> Option<String> {
-    static SKIPPED: Once = Once::new();
-    if let Some(url) = env::var(URL_VARIABLE)
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    {
-        return Some(url);
-    }
-    assert!(
-        env::var_os("CI").is_none(),
-        "{URL_VARIABLE} is not set: CI must run the PostgreSQL tests, not skip them"
-    );
-    SKIPPED.call_once(|| {
-        // Past the test harness's capture, in one write on a line of its own.
-        let note =
-            format!("\nPostgreSQL tests skipped: set {URL_VARIABLE}=postgres://… to run them\n");
-        let _ = std::io::stderr().write_all(note.as_bytes());
-    });
-    None
-}
 
 /// `url` with its database replaced by `database` (the query string is kept).
 fn with_database(url: &str, database: &str) -> String {
@@ -662,7 +638,9 @@ fn assert_handled_once_across_the_kill(
 
 #[test]
 fn three_replicas_on_one_database_handle_every_acknowledged_delivery_once_across_a_kill() {
-    let Some(server) = server() else { return };
+    let Some(server) = common::postgres_url() else {
+        return;
+    };
     let database = Database::create(&server);
     // One after the other: the first creates the schema, the others find it.
     // The victim (replica 0) works for seconds on each delivery, so it certainly holds leases
@@ -982,7 +960,9 @@ fn wait_for_readyz(admin: std::net::SocketAddr, status: u16) -> String {
 
 #[test]
 fn a_database_that_stops_under_load_gets_503s_no_200_for_what_was_not_stored_and_recovery() {
-    let Some(_) = server() else { return };
+    let Some(_) = common::postgres_url() else {
+        return;
+    };
     let Some(bin) = postgres_bin() else {
         let note = "\nPostgreSQL outage test skipped: no /usr/lib/postgresql/*/bin/initdb\n";
         let _ = std::io::stderr().write_all(note.as_bytes());

@@ -165,3 +165,35 @@ pub(crate) fn get(address: std::net::SocketAddr, path: &str) -> Option<(u16, Str
     let code = head.split(' ').nth(1)?.parse().ok()?;
     Some((code, body.to_owned()))
 }
+
+/// The variable that names the PostgreSQL server of the tests.
+pub(crate) const POSTGRES_URL_VARIABLE: &str = "PRINTONE_TEST_POSTGRES_URL";
+
+/// The test server's URL, or `None` (said once per test binary) when it is not set. Under CI
+/// (`CI` set) a missing URL fails the test instead: CI must never skip these.
+///
+/// # Panics
+///
+/// Under CI, when the URL is not set.
+pub(crate) fn postgres_url() -> Option<String> {
+    static SKIPPED: std::sync::Once = std::sync::Once::new();
+    if let Some(url) = std::env::var(POSTGRES_URL_VARIABLE)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+    {
+        return Some(url);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{POSTGRES_URL_VARIABLE} is not set: CI must run the PostgreSQL tests, not skip them"
+    );
+    SKIPPED.call_once(|| {
+        use std::io::Write as _;
+        // Past the test harness's capture, in one write on a line of its own.
+        let note = format!(
+            "\nPostgreSQL tests skipped: set {POSTGRES_URL_VARIABLE}=postgres://… to run them\n"
+        );
+        let _ = std::io::stderr().write_all(note.as_bytes());
+    });
+    None
+}
