@@ -18,6 +18,10 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "worker")))]
 pub mod worker;
 
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub mod console;
+
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
