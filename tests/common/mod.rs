@@ -92,3 +92,44 @@ pub(crate) fn capture(child: &mut std::process::Child) -> Captured {
         listening,
     }
 }
+
+/// The example `name` that `cargo test` built beside this test (`target/<profile>/examples/`),
+/// refused when a source it was built from changed after it was built: a stale receiver would
+/// test old code.
+///
+/// # Panics
+///
+/// When the binary is missing or older than one of its sources.
+pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
+    use std::{fs, path::Path};
+    let modified = |path: &Path| fs::metadata(path).and_then(|meta| meta.modified()).ok();
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/<profile>/deps/");
+    let binary = profile.join("examples").join(name);
+    let built = modified(&binary).unwrap_or_else(|| {
+        panic!(
+            "{} is missing: `cargo test --all-features` builds the examples (a `--test` \
+             filter alone does not; `cargo build --examples --all-features` does)",
+            binary.display()
+        )
+    });
+    let dep_info = fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
+    let line = dep_info.lines().next().unwrap_or_default();
+    let list = line.split_once(": ").map_or("", |(_, list)| list);
+    let changed: Vec<std::path::PathBuf> = list
+        .replace("\\ ", "\0")
+        .split(' ')
+        .filter(|source| !source.is_empty())
+        .map(|source| std::path::PathBuf::from(source.replace('\0', " ")))
+        .filter(|source| modified(source).is_some_and(|at| at > built))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "{} is older than {changed:?}: rebuild it with `cargo build --examples --all-features`",
+        binary.display()
+    );
+    binary
+}
