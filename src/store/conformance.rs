@@ -424,12 +424,12 @@ pub(crate) async fn pages_neither_skip_nor_repeat_deliveries_received_at_the_sam
             .all(|pair| (pair[0].received_at, pair[0].id) > (pair[1].received_at, pair[1].id)),
         "newest first, then by id from the highest"
     );
-    let paged = Filter {
+    let by_two = Filter {
         event: Some("a".into()),
         limit: 2,
         ..Filter::default()
     };
-    let pages = every_page(store, paged).await;
+    let pages = every_page(store, by_two).await;
     assert_eq!(pages.len(), 4);
     let ids: Vec<_> = pages.iter().flatten().map(|d| d.id).collect();
     let expected: Vec<_> = all.iter().map(|d| d.id).collect();
