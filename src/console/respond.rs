@@ -277,6 +277,9 @@ async fn act(
 }
 
 /// `GET /login` shows the form, `POST /login` checks the token and opens a session.
+///
+/// The login form carries no CSRF token: what it posts is the admin token itself, which a page
+/// on another site cannot know, and the session it opens is the operator's own.
 fn login(
     console: &Inner,
     request: &ConsoleRequest,
