@@ -8,8 +8,10 @@
 //! `PRINTONE_LEASE_MS`, `PRINTONE_MAX_ATTEMPTS`, `PRINTONE_RETRY_BACKOFF_MS`,
 //! `PRINTONE_DEMO_HANDLER_DELAY_MS`, `PRINTONE_DEMO_FAIL_EVENT`, `PRINTONE_API_KEY`,
 //! `PRINTONE_API_URL`, `PRINTONE_RECONCILE_EVERY` (the reconciler, with `--features
-//! reconcile`) and `PRINTONE_ADMIN_BIND` (the admin listener: `GET /metrics`, `GET /healthz`,
-//! `GET /readyz`).
+//! reconcile`), `PRINTONE_ADMIN_BIND` (the admin listener: `GET /metrics`, `GET /healthz`,
+//! `GET /readyz` and, built with `--features actix-web,console`, the delivery console at
+//! `/console/`) and `PRINTONE_ADMIN_TOKEN` (the token the console asks for; required when the
+//! admin listener is not on a loopback address, or the receiver does not start: exit code 2).
 //!
 //! Every delivery handled in the background prints one line on stdout:
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
@@ -47,7 +49,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let health = Health::new(store.clone());
     let admin = match settings.admin()? {
-        Some(addr) => Some(admin_server(addr, health.clone())?),
+        Some(addr) => Some(admin_server(&settings, addr, &store, health.clone())?),
         None => None,
     };
     let worker = settings.worker(store.clone()).spawn();
@@ -92,16 +94,30 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Starts the admin listener on `addr`: `/metrics`, `/healthz`, `/readyz`.
+/// Starts the admin listener on `addr`: `/metrics`, `/healthz`, `/readyz` and, with the
+/// `console` feature, the delivery console at `/console/`. The console is checked before the
+/// listener binds: without `PRINTONE_ADMIN_TOKEN` a non-loopback address is refused.
 fn admin_server(
+    settings: &Settings,
     addr: std::net::SocketAddr,
+    store: &printone_webhooks::store::SharedStore,
     health: Health,
 ) -> Result<actix_web::dev::ServerHandle, Box<dyn std::error::Error>> {
+    #[cfg(feature = "console")]
+    let console = settings.console(store.clone(), addr)?;
+    #[cfg(not(feature = "console"))]
+    let _ = (settings, store);
     let prometheus = support::prometheus()?;
+    #[cfg(feature = "console")]
+    let scope_console = console.clone();
     let server = HttpServer::new(move || {
         let prometheus = prometheus.clone();
-        App::new()
-            .app_data(web::Data::new(health.clone()))
+        let app = App::new();
+        #[cfg(feature = "console")]
+        let app = app.service(printone_webhooks::actix::console_scope(
+            scope_console.clone(),
+        ));
+        app.app_data(web::Data::new(health.clone()))
             .route(
                 "/metrics",
                 web::get().to(move || {
@@ -119,7 +135,10 @@ fn admin_server(
     .workers(1)
     .disable_signals()
     .bind(addr)?;
-    tracing::info!("admin listener on http://{}", server.addrs()[0]);
+    let local = server.addrs()[0];
+    tracing::info!("admin listener on http://{local}");
+    #[cfg(feature = "console")]
+    support::log_console(local, &console);
     let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(server);

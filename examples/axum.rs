@@ -20,6 +20,7 @@
 //! | `PRINTONE_API_URL` | `https://api.print.one/` | the API's base URL |
 //! | `PRINTONE_RECONCILE_EVERY` | `10m` | time between reconciliations (`90s`, `10m`, `1h`) |
 //! | `PRINTONE_ADMIN_BIND` | unset (off) | an address of its own for the admin listener: `GET /metrics` (Prometheus text), `GET /healthz`, `GET /readyz` (503 while draining or when the store is down) |
+//! | `PRINTONE_ADMIN_TOKEN` | unset | the token the console asks for (bearer header or login form); required when `PRINTONE_ADMIN_BIND` is not a loopback address, or the receiver does not start (exit code 2) |
 //!
 //! Every delivery handled in the background prints one line on stdout:
 //! `handled event=<event> id=<data.id>` (`id=-` when there is none, `event=- id=-` when the body
@@ -55,7 +56,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let health = Health::new(store.clone());
     let admin = match settings.admin()? {
-        Some(addr) => Some(serve_admin(addr, health.clone()).await?),
+        Some(addr) => Some(serve_admin(&settings, addr, &store, health.clone()).await?),
         None => None,
     };
     let worker = settings.worker(store.clone()).spawn();
@@ -87,11 +88,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the receiver stops.
+/// Serves `/metrics`, `/healthz`, `/readyz` and, with the `console` feature, the delivery
+/// console at `/console/` on `addr` until the receiver stops. The console is checked before the
+/// listener binds: without `PRINTONE_ADMIN_TOKEN` a non-loopback address is refused.
 async fn serve_admin(
+    settings: &Settings,
     addr: std::net::SocketAddr,
+    store: &printone_webhooks::store::SharedStore,
     health: Health,
 ) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error>> {
+    #[cfg(feature = "console")]
+    let console = settings.console(store.clone(), addr)?;
+    #[cfg(not(feature = "console"))]
+    let _ = (settings, store);
     let prometheus = support::prometheus()?;
     let app = Router::new()
         .route(
@@ -100,8 +109,16 @@ async fn serve_admin(
         )
         .route_service("/healthz", HealthService::new(health.clone()))
         .route_service("/readyz", HealthService::new(health));
+    #[cfg(feature = "console")]
+    let app = app.nest_service(
+        console.base_path(),
+        printone_webhooks::tower::ConsoleService::new(console.clone()),
+    );
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!("admin listener on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    tracing::info!("admin listener on http://{local}");
+    #[cfg(feature = "console")]
+    support::log_console(local, &console);
     Ok(tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "the admin listener stopped");

@@ -18,6 +18,9 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "worker")))]
 pub mod worker;
 
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub mod console;
 #[cfg(feature = "reconcile")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reconcile")))]
 pub mod reconcile;

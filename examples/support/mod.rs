@@ -50,6 +50,10 @@ pub(crate) struct Settings {
     /// `PRINTONE_API_KEY`, `PRINTONE_API_URL`, `PRINTONE_RECONCILE_EVERY`: the reconciler, off
     /// without a key.
     pub(crate) reconcile: Option<Reconcile>,
+    /// `PRINTONE_ADMIN_TOKEN`: the token the delivery console asks for (unset: none, and the
+    /// console is refused on a non-loopback admin address).
+    #[cfg_attr(not(feature = "console"), allow(dead_code))]
+    pub(crate) admin_token: Option<String>,
     /// The secret's text; generated when `PRINTONE_WEBHOOK_SECRET` is unset.
     pub(crate) secret_text: String,
     /// Whether the secret was generated (and the development help should be printed).
@@ -81,6 +85,9 @@ impl Settings {
                 .filter(|event| !event.is_empty()),
             admin_bind: admin_bind()?,
             reconcile: Reconcile::from_env()?,
+            admin_token: env::var("PRINTONE_ADMIN_TOKEN")
+                .ok()
+                .filter(|token| !token.trim().is_empty()),
             generated: given.is_none(),
             secret_text: given.unwrap_or_else(development_secret),
         })
@@ -184,6 +191,44 @@ impl Settings {
             other => Ok(other),
         }
     }
+}
+
+impl Settings {
+    /// The delivery console over `store` for the admin listener on `admin`: asking for
+    /// `PRINTONE_ADMIN_TOKEN` when it is set, and refused on a non-loopback address when it is
+    /// not (the receiver does not start then).
+    #[cfg(feature = "console")]
+    pub(crate) fn console(
+        &self,
+        store: SharedStore,
+        admin: SocketAddr,
+    ) -> Result<printone_webhooks::console::Console, String> {
+        use printone_webhooks::console::{AdminToken, Console};
+        let mut console = Console::new(store);
+        if let Some(token) = &self.admin_token {
+            let token =
+                AdminToken::new(token).map_err(|error| format!("PRINTONE_ADMIN_TOKEN: {error}"))?;
+            console = console.with_token(token);
+        }
+        console.check_bind(admin).map_err(|error| {
+            format!("PRINTONE_ADMIN_BIND={admin}: {error}; set PRINTONE_ADMIN_TOKEN")
+        })?;
+        Ok(console)
+    }
+}
+
+/// Logs where the console of the admin listener at `local` answers, and how it is guarded.
+#[cfg(feature = "console")]
+pub(crate) fn log_console(local: SocketAddr, console: &printone_webhooks::console::Console) {
+    let guard = if console.has_token() {
+        "asks for PRINTONE_ADMIN_TOKEN"
+    } else {
+        "no token: loopback only"
+    };
+    tracing::info!(
+        "delivery console on http://{local}{}/ ({guard})",
+        console.base_path()
+    );
 }
 
 /// Installs the Prometheus recorder the crate's `metrics` feed, and returns its handle, which

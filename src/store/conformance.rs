@@ -458,6 +458,115 @@ pub(crate) async fn an_exclusive_lock_is_held_until_it_is_dropped(store: &dyn St
     }
 }
 
+/// Delivery `n` of `event` as if it had been received at `at`.
+pub(crate) fn delivery_at(n: u32, event: &str, at: SystemTime) -> Delivery {
+    let fresh = delivery(n, event);
+    Delivery::restore(crate::core::delivery::Restored {
+        body: fresh.body().clone(),
+        signature: *fresh.signature(),
+        secret_index: fresh.secret_index(),
+        event_header: fresh.event_header().map(str::to_owned),
+        signature_header: fresh.signature_header(),
+        received_at: at,
+        recovered_from: None,
+    })
+}
+
+/// Reads every page of `filter` (pages of `limit`), each after the last of the one before.
+async fn every_page(store: &dyn Store, filter: Filter) -> Vec<Vec<crate::store::StoredDelivery>> {
+    let mut pages = Vec::new();
+    let mut next = filter;
+    loop {
+        let page = store.list(&next).await.expect("list");
+        let Some(last) = page.last() else {
+            return pages;
+        };
+        next = next.after(last);
+        pages.push(page);
+        assert!(pages.len() < 100, "the pages never end");
+    }
+}
+
+pub(crate) async fn pages_neither_skip_nor_repeat_deliveries_received_at_the_same_time(
+    store: &dyn Store,
+) {
+    // Whole seconds: every backend keeps them exactly.
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let later = at + Duration::from_secs(1);
+    let earlier = at - Duration::from_secs(1);
+    let received =
+        (0..5)
+            .map(|n| (n, "a", at))
+            .chain([(10, "a", later), (11, "b", at), (12, "a", earlier)]);
+    for (n, event, at) in received {
+        // Handled at once: the suite's store holds at most 4 waiting.
+        let stored = store.insert(&delivery_at(n, event, at)).await.unwrap();
+        assert_eq!(stored, Inserted::Stored);
+        settle_done(store).await;
+    }
+    let all = store
+        .list(&Filter {
+            event: Some("a".into()),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 7);
+    assert!(
+        all.windows(2)
+            .all(|pair| (pair[0].received_at, pair[0].id) > (pair[1].received_at, pair[1].id)),
+        "newest first, then by id from the highest"
+    );
+    let by_two = Filter {
+        event: Some("a".into()),
+        limit: 2,
+        ..Filter::default()
+    };
+    let pages = every_page(store, by_two).await;
+    assert_eq!(pages.len(), 4);
+    let ids: Vec<_> = pages.iter().flatten().map(|d| d.id).collect();
+    let expected: Vec<_> = all.iter().map(|d| d.id).collect();
+    assert_eq!(ids, expected, "every delivery once, in order");
+    let done = Filter {
+        state: Some(DeliveryState::Done),
+        limit: 3,
+        ..Filter::default()
+    };
+    let pages = every_page(store, done).await;
+    assert_eq!(pages.iter().map(Vec::len).sum::<usize>(), 8);
+    let since = Filter {
+        since: Some(at),
+        limit: 1,
+        ..Filter::default()
+    };
+    assert_eq!(
+        every_page(store, since).await.len(),
+        7,
+        "since holds its ties"
+    );
+}
+
+pub(crate) async fn counts_per_event_follow_every_state(store: &dyn Store) {
+    assert!(store.event_counts().await.unwrap().is_empty());
+    for (n, event) in [(1, "b"), (2, "a"), (3, "b"), (4, "b")] {
+        insert(store, n, event).await;
+    }
+    settle_done(store).await; // 1, "b"
+    let dead = claim_one(store).await; // 2, "a"
+    store
+        .dead_letter(&dead.lease, &attempt(Some("x")))
+        .await
+        .unwrap();
+    let _held = claim_one(store).await; // 3, "b"
+    let events = store.event_counts().await.unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "by event name");
+    let a = events[0].counts;
+    assert_eq!((a.pending, a.leased, a.done, a.dead), (0, 0, 0, 1));
+    let b = events[1].counts;
+    assert_eq!((b.pending, b.leased, b.done, b.dead), (1, 1, 1, 0));
+}
+
 /// Generates one `#[tokio::test]` per case for a backend opened by `$open(capacity, window)`.
 macro_rules! suite {
     ($open:ident) => {
@@ -483,6 +592,8 @@ macro_rules! suite {
             the_keys_of_stored_deliveries_are_held_in_every_state,
             checkpoints_are_kept_by_name,
             an_exclusive_lock_is_held_until_it_is_dropped,
+            pages_neither_skip_nor_repeat_deliveries_received_at_the_same_time,
+            counts_per_event_follow_every_state,
         );
     };
     (@cases $open:ident; $($case:ident,)*) => {

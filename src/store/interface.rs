@@ -11,7 +11,10 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        record::{Attempt, Claim, Counts, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
+        record::{
+            Attempt, Claim, Counts, DeliveryId, EventCounts, Filter, Inserted, Lease,
+            StoredDelivery,
+        },
     },
 };
 
@@ -166,6 +169,14 @@ pub trait Store: Sealed + fmt::Debug + Send + Sync + 'static {
     /// a shared store, announced by another process). Workers also poll, so a missed wake-up
     /// only delays.
     fn changed(&self) -> ChangedFuture<'_>;
+
+    /// How many deliveries of each event are in each state, ordered by event name. The event
+    /// is the body's, else the header's, else `-`, as [`Filter::event`] matches it.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    fn event_counts(&self) -> StoreFuture<'_, Vec<EventCounts>>;
 
     /// Whether the store holds a delivery of each key (in any state, until it is purged or
     /// forgotten after the de-duplication window), in the order of `keys`.

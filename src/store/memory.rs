@@ -16,8 +16,8 @@ use crate::{
         error::StoreError,
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
-            Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, Filter, Inserted, Lease,
-            StoredDelivery,
+            Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, EventCounts, Filter,
+            Inserted, Lease, StoredDelivery,
         },
         DEFAULT_CAPACITY, DEFAULT_DEDUPE_WINDOW, MAINTENANCE_BATCH,
     },
@@ -302,6 +302,7 @@ impl MemoryStore {
     fn dead_ids(&self, filter: &Filter) -> Vec<DeliveryId> {
         let filter = Filter {
             state: Some(DeliveryState::Dead),
+            before_id: None,
             ..filter.clone()
         };
         let state = self.lock();
@@ -310,6 +311,25 @@ impl MemoryStore {
             .values()
             .filter(|entry| filter.matches(&entry.record))
             .map(|entry| entry.record.id)
+            .collect()
+    }
+
+    fn event_counts_now(&self) -> Vec<EventCounts> {
+        let state = self.lock();
+        let mut events: BTreeMap<&str, Counts> = BTreeMap::new();
+        for entry in state.entries.values() {
+            let record = &entry.record;
+            events
+                .entry(record.event_name())
+                .or_default()
+                .add(record.state, 1);
+        }
+        events
+            .into_iter()
+            .map(|(event, counts)| EventCounts {
+                event: event.to_owned(),
+                counts,
+            })
             .collect()
     }
 
@@ -579,6 +599,10 @@ impl Store for MemoryStore {
 
     fn changed(&self) -> ChangedFuture<'_> {
         Box::pin(self.shared.notify.notified())
+    }
+
+    fn event_counts(&self) -> StoreFuture<'_, Vec<EventCounts>> {
+        ready(Ok(self.event_counts_now()))
     }
 
     fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>> {

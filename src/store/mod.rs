@@ -30,7 +30,7 @@ pub use open::{open, OpenOptions};
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresOptions, PostgresStore, DEFAULT_SCHEMA};
 pub use record::{
-    Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, Filter, Inserted,
+    Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, EventCounts, Filter, Inserted,
     InvalidDeliveryId, Lease, StoredDelivery,
 };
 #[cfg(feature = "sqlite")]

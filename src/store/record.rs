@@ -320,6 +320,17 @@ impl Counts {
         self.pending + self.leased
     }
 
+    /// Adds `count` deliveries in `state`.
+    pub(crate) fn add(&mut self, state: DeliveryState, count: u64) {
+        let slot = match state {
+            DeliveryState::Pending => &mut self.pending,
+            DeliveryState::Leased => &mut self.leased,
+            DeliveryState::Done => &mut self.done,
+            DeliveryState::Dead => &mut self.dead,
+        };
+        *slot += count;
+    }
+
     /// The count of one state.
     #[must_use]
     pub const fn of(&self, state: DeliveryState) -> u64 {
@@ -343,6 +354,11 @@ pub struct Filter {
     pub since: Option<SystemTime>,
     /// Only deliveries received before this time (the cursor of the next page).
     pub before: Option<SystemTime>,
+    /// With [`Filter::before`]: also the deliveries received exactly at `before` whose id is
+    /// below this one. A list is ordered newest first, then by id from the highest, so a page
+    /// that ends at a delivery goes on right after it, however many deliveries share its time
+    /// ([`Filter::after`] sets both). Without `before` it has no effect.
+    pub before_id: Option<DeliveryId>,
     /// At most this many.
     pub limit: usize,
 }
@@ -354,6 +370,7 @@ impl Default for Filter {
             event: None,
             since: None,
             before: None,
+            before_id: None,
             limit: 100,
         }
     }
@@ -369,10 +386,41 @@ impl Filter {
                 .as_deref()
                 .is_none_or(|event| event == delivery.event_name())
             && self.since.is_none_or(|since| delivery.received_at >= since)
-            && self
-                .before
-                .is_none_or(|before| delivery.received_at < before)
+            && self.precedes(delivery)
     }
+
+    /// The next page of this filter: the deliveries that come after `last` (the last delivery
+    /// of this page) in the list's order, newest first then by id.
+    #[must_use]
+    pub fn after(&self, last: &StoredDelivery) -> Self {
+        Self {
+            before: Some(last.received_at),
+            before_id: Some(last.id),
+            ..self.clone()
+        }
+    }
+
+    /// Whether `delivery` comes after the page cursor (`before`, `before_id`).
+    fn precedes(&self, delivery: &StoredDelivery) -> bool {
+        let Some(before) = self.before else {
+            return true;
+        };
+        delivery.received_at < before
+            || self
+                .before_id
+                .is_some_and(|id| delivery.received_at == before && delivery.id < id)
+    }
+}
+
+/// How many deliveries of one event a store holds in each state, as
+/// [`Store::event_counts`](crate::store::Store::event_counts) gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventCounts {
+    /// The event as [`StoredDelivery::event_name`] gives it: the body's, else the header's,
+    /// else `-`.
+    pub event: String,
+    /// Its deliveries in each state.
+    pub counts: Counts,
 }
 
 #[cfg(test)]
@@ -392,6 +440,43 @@ mod tests {
     fn an_id_that_is_not_64_hex_characters_is_refused() {
         assert!("abc".parse::<DeliveryId>().is_err());
         assert!("zz".repeat(32).parse::<DeliveryId>().is_err());
+    }
+
+    fn received(n: u8, at: SystemTime) -> StoredDelivery {
+        StoredDelivery {
+            id: DeliveryId::from_bytes([n; 32]),
+            state: DeliveryState::Done,
+            event: None,
+            data_id: None,
+            event_header: None,
+            signature_header: SignatureHeader::Current,
+            secret_index: 0,
+            received_at: at,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            finished_at: None,
+            body: None,
+            history: Vec::new(),
+            recovered_from: None,
+            logical_key: None,
+        }
+    }
+
+    #[test]
+    fn the_page_after_a_delivery_holds_its_older_ties_and_older_times_only() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let next = Filter::default().after(&received(5, at));
+        assert!(next.matches(&received(4, at)), "same time, lower id");
+        assert!(!next.matches(&received(5, at)), "the cursor itself");
+        assert!(!next.matches(&received(6, at)), "same time, higher id");
+        assert!(next.matches(&received(9, at - Duration::from_micros(1))));
+        assert!(!next.matches(&received(1, at + Duration::from_micros(1))));
+        let by_time = Filter {
+            before_id: None,
+            ..next
+        };
+        assert!(!by_time.matches(&received(4, at)), "before alone is strict");
     }
 
     #[test]

@@ -44,7 +44,10 @@ use crate::{
     store::{
         error::StoreError,
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
-        record::{Attempt, Claim, Counts, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
+        record::{
+            Attempt, Claim, Counts, DeliveryId, EventCounts, Filter, Inserted, Lease,
+            StoredDelivery,
+        },
         DEFAULT_CAPACITY, DEFAULT_DEDUPE_WINDOW, MAINTENANCE_BATCH,
     },
 };
@@ -581,6 +584,12 @@ impl Store for PostgresStore {
 
     fn changed(&self) -> ChangedFuture<'_> {
         Box::pin(self.shared.notify.notified())
+    }
+
+    fn event_counts(&self) -> StoreFuture<'_, Vec<EventCounts>> {
+        Box::pin(self.run(1, async |client, context| {
+            queries::event_counts(client, context).await
+        }))
     }
 
     fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>> {

@@ -4,18 +4,18 @@
 use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::Object;
-use tokio_postgres::Error;
+use tokio_postgres::{types::ToSql, Error};
 
 use crate::{
     core::delivery::Delivery,
     store::{
         postgres::{
             rows::{self, micros, micros_until},
-            sql::Statements,
+            sql::{ListShape, Statements},
         },
         record::{
-            Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, Filter, Inserted, Lease,
-            StoredDelivery,
+            Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, EventCounts, Filter,
+            Inserted, Lease, StoredDelivery,
         },
         MAINTENANCE_BATCH,
     },
@@ -184,20 +184,35 @@ pub(crate) async fn list(
     context: &Context,
     filter: &Filter,
 ) -> Result<Vec<StoredDelivery>, Error> {
-    let statement = client.prepare_cached(&context.sql.list).await?;
+    let shape = ListShape {
+        state: filter.state.is_some(),
+        event: filter.event.is_some(),
+        since: filter.since.is_some(),
+        before: filter.before.is_some(),
+        cursor: filter.before_id.is_some(),
+    };
+    let statement = client.prepare_cached(&context.sql.list(shape)).await?;
     let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
-    let found = client
-        .query(
-            &statement,
-            &[
-                &filter.state.map(rows::state_number),
-                &filter.event,
-                &filter.since,
-                &filter.before,
-                &limit,
-            ],
-        )
-        .await?;
+    let state = filter.state.map(rows::state_number);
+    let before_id = filter.before_id.as_ref().map(|id| id.as_bytes().as_slice());
+    let mut parameters: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(6);
+    if let Some(state) = &state {
+        parameters.push(state);
+    }
+    if let Some(event) = &filter.event {
+        parameters.push(event);
+    }
+    if let Some(since) = &filter.since {
+        parameters.push(since);
+    }
+    if let Some(before) = &filter.before {
+        parameters.push(before);
+        if let Some(id) = &before_id {
+            parameters.push(id);
+        }
+    }
+    parameters.push(&limit);
+    let found = client.query(&statement, &parameters).await?;
     let mut deliveries = Vec::with_capacity(found.len());
     for row in &found {
         if let Some((_, stored, _)) = rows::delivery(row)? {
@@ -321,6 +336,29 @@ pub(crate) async fn counts(client: &Object, context: &Context) -> Result<Counts,
         }
     }
     Ok(counts)
+}
+
+pub(crate) async fn event_counts(
+    client: &Object,
+    context: &Context,
+) -> Result<Vec<EventCounts>, Error> {
+    let statement = client.prepare_cached(&context.sql.event_counts).await?;
+    let mut events: Vec<EventCounts> = Vec::new();
+    for row in client.query(&statement, &[]).await? {
+        let event: String = row.try_get("event")?;
+        let count = u64::try_from(row.try_get::<_, i64>("count")?).unwrap_or(0);
+        let state = rows::state_of(row.try_get("state")?);
+        if events.last().is_none_or(|last| last.event != event) {
+            events.push(EventCounts {
+                event,
+                counts: Counts::default(),
+            });
+        }
+        if let Some(last) = events.last_mut() {
+            last.counts.add(state, count);
+        }
+    }
+    Ok(events)
 }
 
 fn token(lease: &Lease) -> i64 {

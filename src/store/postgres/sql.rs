@@ -65,6 +65,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT INTO {schema}.checkpoints (name, value)
         VALUES ('keyed-since',
                 to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'));",
+    // 3: lists newest first (by time, then id) within a state, an event or both, and the counts
+    // per event, each read from an index in order (`deliveries_received` serves the others).
+    "CREATE INDEX deliveries_state_listed ON {schema}.deliveries (state, received_at, id);
+    CREATE INDEX deliveries_event_listed
+        ON {schema}.deliveries ((coalesce(event, event_header, '-')), received_at, id);
+    CREATE INDEX deliveries_event_state_listed
+        ON {schema}.deliveries ((coalesce(event, event_header, '-')), state, received_at, id);",
 ];
 
 /// The state numbers in the `state` column (as in the SQLite store).
@@ -268,17 +275,35 @@ const HISTORY: &str = "SELECT started_at, duration_us, error FROM {schema}.attem
 const RESOLVE: &str = "SELECT id FROM {schema}.deliveries
     WHERE encode(id, 'hex') LIKE $1::text || '%' ORDER BY id LIMIT 2";
 
-/// A list, newest first: `$1` state, `$2` event, `$3` since, `$4` before (each `NULL` for no
-/// condition), `$5` limit. Bodies are not read.
+/// A list, newest first, without bodies: [`Statements::list`] adds the conditions a filter has.
 const LIST: &str = "SELECT seq, id, state, event, data_id, event_header, signature_header,
     secret_index, received_at, attempts, due_at, token, last_error, finished_at,
     NULL::bytea AS body, recovered_from, logical_key
-    FROM {schema}.deliveries
-    WHERE ($1::smallint IS NULL OR state = $1::smallint)
-      AND ($2::text IS NULL OR coalesce(event, event_header, '-') = $2::text)
-      AND ($3::timestamptz IS NULL OR received_at >= $3::timestamptz)
-      AND ($4::timestamptz IS NULL OR received_at < $4::timestamptz)
-    ORDER BY received_at DESC, id DESC LIMIT $5::bigint";
+    FROM {schema}.deliveries WHERE true";
+
+/// The conditions of a list; `{n}` is the number of its (first) parameter.
+const LIST_STATE: &str = " AND state = ${n}::smallint";
+const LIST_EVENT: &str = " AND coalesce(event, event_header, '-') = ${n}::text";
+const LIST_SINCE: &str = " AND received_at >= ${n}::timestamptz";
+const LIST_BEFORE: &str = " AND received_at < ${n}::timestamptz";
+const LIST_AFTER_CURSOR: &str = " AND (received_at, id) < (${n}::timestamptz, ${m}::bytea)";
+const LIST_ORDER: &str = " ORDER BY received_at DESC, id DESC LIMIT ${n}::bigint";
+
+/// Which conditions a list has, in the order of their parameters: one statement text for each
+/// set, so that the server plans each on the index that serves it (no `$1 IS NULL OR …`).
+#[allow(clippy::struct_excessive_bools)] // one flag per optional condition
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListShape {
+    pub(crate) state: bool,
+    pub(crate) event: bool,
+    pub(crate) since: bool,
+    pub(crate) before: bool,
+    pub(crate) cursor: bool,
+}
+
+/// How many deliveries of each event are in each state, by event name.
+const EVENT_COUNTS: &str = "SELECT coalesce(event, event_header, '-') AS event, state,
+    count(*) AS count FROM {schema}.deliveries GROUP BY 1, 2 ORDER BY 1, 2";
 
 /// Which of the logical keys `$1` are stored.
 const HOLDS: &str = "SELECT key FROM unnest($1::bytea[]) AS key
@@ -324,7 +349,8 @@ pub(crate) struct Statements {
     pub(crate) get: String,
     pub(crate) history: String,
     pub(crate) resolve: String,
-    pub(crate) list: String,
+    list: String,
+    pub(crate) event_counts: String,
     pub(crate) holds: String,
     pub(crate) checkpoint: String,
     pub(crate) set_checkpoint: String,
@@ -364,8 +390,38 @@ impl Statements {
             checkpoint: qualify(CHECKPOINT),
             set_checkpoint: qualify(SET_CHECKPOINT),
             try_exclusive: TRY_EXCLUSIVE,
+            event_counts: qualify(EVENT_COUNTS),
             schema: quoted,
         }
+    }
+
+    /// The list statement of `shape`: its conditions' parameters come in the order of the
+    /// shape's fields, then the limit.
+    pub(crate) fn list(&self, shape: ListShape) -> String {
+        let mut statement = self.list.clone();
+        let mut next = 1;
+        let mut push = |condition: &str, parameters: usize| {
+            statement.push_str(
+                &condition
+                    .replace("{n}", &next.to_string())
+                    .replace("{m}", &(next + 1).to_string()),
+            );
+            next += parameters;
+        };
+        let conditions = [
+            (shape.state, LIST_STATE, 1),
+            (shape.event, LIST_EVENT, 1),
+            (shape.since, LIST_SINCE, 1),
+            (shape.before && !shape.cursor, LIST_BEFORE, 1),
+            (shape.before && shape.cursor, LIST_AFTER_CURSOR, 2),
+            (true, LIST_ORDER, 1),
+        ];
+        for (present, condition, parameters) in conditions {
+            if present {
+                push(condition, parameters);
+            }
+        }
+        statement
     }
 
     /// The qualified, quoted name of the version table, for `to_regclass`.
@@ -398,5 +454,22 @@ mod tests {
             .iter()
             .all(|m| !m.contains("{schema}")));
         assert_eq!(Statements::listen("a\"b"), "LISTEN \"a\"\"b\"");
+    }
+
+    #[test]
+    fn a_list_numbers_the_parameters_of_the_conditions_it_has() {
+        let statements = Statements::new("s");
+        let shape = ListShape {
+            state: false,
+            event: true,
+            since: false,
+            before: true,
+            cursor: true,
+        };
+        let list = statements.list(shape);
+        assert!(list.contains("coalesce(event, event_header, '-') = $1::text"));
+        assert!(list.contains("(received_at, id) < ($2::timestamptz, $3::bytea)"));
+        assert!(list.ends_with("LIMIT $4::bigint"));
+        assert!(!list.contains("state ="));
     }
 }

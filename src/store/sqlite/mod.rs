@@ -26,8 +26,8 @@ use crate::{
         error::StoreError,
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
-            Attempt, Claim, Counts, DeliveryId, DeliveryState, Filter, Inserted, Lease,
-            StoredDelivery,
+            Attempt, Claim, Counts, DeliveryId, DeliveryState, EventCounts, Filter, Inserted,
+            Lease, StoredDelivery,
         },
         DEFAULT_CAPACITY, DEFAULT_DEDUPE_WINDOW,
     },
@@ -536,6 +536,10 @@ impl Store for SqliteStore {
         Box::pin(self.shared.notify.notified())
     }
 
+    fn event_counts(&self) -> StoreFuture<'_, Vec<EventCounts>> {
+        Box::pin(self.read(event_counts))
+    }
+
     fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>> {
         let digests: Vec<[u8; 32]> = keys.iter().map(LogicalKey::digest).collect();
         Box::pin(self.read(move |connection| {
@@ -595,21 +599,40 @@ impl SqliteStore {
 }
 
 fn list(connection: &Connection, filter: &Filter) -> rusqlite::Result<Vec<StoredDelivery>> {
-    let mut statement = connection.prepare_cached(sql::LIST)?;
-    let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+    let (text, values) = sql::list(filter);
+    let mut statement = connection.prepare_cached(&text)?;
     let found = statement
-        .query_map(
-            params![
-                filter.state.map(rows::state_number),
-                filter.event,
-                filter.since.map(rows::micros),
-                filter.before.map(rows::micros),
-                limit,
-            ],
-            |row| rows::delivery(row).map(|(_, stored, _)| stored),
-        )?
+        .query_map(rusqlite::params_from_iter(values), |row| {
+            rows::delivery(row).map(|(_, stored, _)| stored)
+        })?
         .collect();
     found
+}
+
+fn event_counts(connection: &Connection) -> rusqlite::Result<Vec<EventCounts>> {
+    let mut statement = connection.prepare_cached(sql::EVENT_COUNTS)?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut events: Vec<EventCounts> = Vec::new();
+    for row in rows {
+        let (event, state, count) = row?;
+        if events.last().is_none_or(|last| last.event != event) {
+            events.push(EventCounts {
+                event,
+                counts: Counts::default(),
+            });
+        }
+        if let Some(last) = events.last_mut() {
+            let count = u64::try_from(count).unwrap_or(0);
+            last.counts.add(rows::state_of(state), count);
+        }
+    }
+    Ok(events)
 }
 
 fn get(connection: &Connection, id: &DeliveryId) -> rusqlite::Result<Option<StoredDelivery>> {

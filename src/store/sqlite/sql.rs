@@ -1,5 +1,9 @@
 //! Every SQL statement of the SQLite store, and its numbered migrations.
 
+use rusqlite::types::Value;
+
+use crate::store::{record::Filter, sqlite::rows};
+
 /// The `application_id` of a store file ("P1WH"), so another SQLite file is refused.
 pub(crate) const APPLICATION_ID: i64 = 0x5031_5748;
 
@@ -47,6 +51,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TABLE checkpoints (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO checkpoints (name, value)
         VALUES ('keyed-since', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));",
+    // 3: lists newest first (by time, then id) within a state, an event or both, and the counts
+    // per event, each read from an index in order; (state, received_at, id) replaces
+    // (state, received_at).
+    "DROP INDEX deliveries_state_received;
+    CREATE INDEX deliveries_listed ON deliveries (received_at, id);
+    CREATE INDEX deliveries_state_listed ON deliveries (state, received_at, id);
+    CREATE INDEX deliveries_event_listed
+        ON deliveries (coalesce(event, event_header, '-'), received_at, id);
+    CREATE INDEX deliveries_event_state_listed
+        ON deliveries (coalesce(event, event_header, '-'), state, received_at, id);",
 ];
 
 /// The state numbers in the `state` column.
@@ -157,16 +171,63 @@ pub(crate) const HISTORY: &str = "SELECT started_at, duration_us, error FROM att
 pub(crate) const RESOLVE: &str =
     "SELECT id FROM deliveries WHERE hex(id) LIKE ?1 || '%' ORDER BY id LIMIT 2";
 
-/// A list, newest first: `?1` state, `?2` event, `?3` since, `?4` before, `?5` limit (each
-/// `NULL` for no condition).
-pub(crate) const LIST: &str = "SELECT seq, id, state, event, data_id, event_header,
+/// A list, newest first, without bodies: [`list`] adds the conditions a filter has.
+const LIST: &str = "SELECT seq, id, state, event, data_id, event_header,
     signature_header, secret_index, received_at, attempts, due_at, token, last_error,
-    finished_at, NULL, recovered_from, logical_key FROM deliveries
-    WHERE (?1 IS NULL OR state = ?1)
-      AND (?2 IS NULL OR coalesce(event, event_header, '-') = ?2)
-      AND (?3 IS NULL OR received_at >= ?3)
-      AND (?4 IS NULL OR received_at < ?4)
-    ORDER BY received_at DESC, id DESC LIMIT ?5";
+    finished_at, NULL, recovered_from, logical_key FROM deliveries WHERE true";
+
+/// The conditions of a list, each with its one parameter (the page cursor with two).
+const LIST_STATE: &str = " AND state = ?";
+const LIST_EVENT: &str = " AND coalesce(event, event_header, '-') = ?";
+const LIST_SINCE: &str = " AND received_at >= ?";
+const LIST_BEFORE: &str = " AND received_at < ?";
+const LIST_AFTER_CURSOR: &str = " AND (received_at, id) < (?, ?)";
+const LIST_ORDER: &str = " ORDER BY received_at DESC, id DESC LIMIT ?";
+
+/// The list statement for `filter` and its parameters in order. Only the conditions the filter
+/// has are in the statement (no `? IS NULL OR …`), so that each form of it is planned on the
+/// index that serves it: `deliveries_listed`, `deliveries_state_listed`,
+/// `deliveries_event_listed` or `deliveries_event_state_listed`, read in order and stopped at
+/// the limit.
+pub(crate) fn list(filter: &Filter) -> (String, Vec<Value>) {
+    let mut statement = LIST.to_owned();
+    let mut values = Vec::new();
+    if let Some(state) = filter.state {
+        statement.push_str(LIST_STATE);
+        values.push(Value::Integer(rows::state_number(state)));
+    }
+    if let Some(event) = &filter.event {
+        statement.push_str(LIST_EVENT);
+        values.push(Value::Text(event.clone()));
+    }
+    if let Some(since) = filter.since {
+        statement.push_str(LIST_SINCE);
+        values.push(Value::Integer(rows::micros(since)));
+    }
+    match (filter.before, filter.before_id) {
+        (Some(before), Some(id)) => {
+            statement.push_str(LIST_AFTER_CURSOR);
+            values.push(Value::Integer(rows::micros(before)));
+            values.push(Value::Blob(id.as_bytes().to_vec()));
+        }
+        (Some(before), None) => {
+            statement.push_str(LIST_BEFORE);
+            values.push(Value::Integer(rows::micros(before)));
+        }
+        (None, _) => {}
+    }
+    statement.push_str(LIST_ORDER);
+    values.push(Value::Integer(
+        i64::try_from(filter.limit).unwrap_or(i64::MAX),
+    ));
+    (statement, values)
+}
+
+/// How many deliveries of each event are in each state, by event name: one walk of
+/// `deliveries_event_state_listed` in order (grouped by position: by the alias, SQLite sorts
+/// the groups again).
+pub(crate) const EVENT_COUNTS: &str = "SELECT coalesce(event, event_header, '-') AS name,
+    state, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2";
 
 /// The dead letters to replay, by the same conditions as [`LIST`] (state aside).
 pub(crate) const DEAD_IDS: &str = "SELECT id FROM deliveries

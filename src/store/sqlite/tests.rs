@@ -279,3 +279,204 @@ async fn a_file_of_the_first_schema_is_migrated_with_its_deliveries_kept() {
     assert_eq!(claimed.delivery.body(), old.body(), "the delivery was kept");
     assert_eq!(store.insert(&old).await.unwrap(), Inserted::Duplicate);
 }
+
+/// Fills the store file at `path` with `count` deliveries straight through SQL, in one
+/// transaction: four events in turn, every fourth a dead letter, the others handled, three at
+/// a time received in the same microsecond.
+fn fill(path: &Path, count: u32) {
+    let mut connection = Connection::open(path).expect("the store file");
+    let transaction = connection.transaction().unwrap();
+    {
+        let mut insert = transaction
+            .prepare(
+                "INSERT INTO deliveries (id, state, event, data_id, signature_header,
+                 secret_index, received_at, finished_at) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5)",
+            )
+            .unwrap();
+        let start = rows::micros(SystemTime::now()) - i64::from(count);
+        for n in 0..count {
+            let mut id = [0_u8; 32];
+            id[..4].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_be_bytes());
+            id[4..8].copy_from_slice(&n.to_be_bytes());
+            let state = if n % 4 == 0 { sql::DEAD } else { sql::DONE };
+            let event = [
+                "order_status_update",
+                "batch_status_update",
+                "coupon_code_used",
+                "template_preview_rendered",
+            ][n as usize % 4];
+            insert
+                .execute(params![
+                    id.as_slice(),
+                    state,
+                    event,
+                    format!("obj_{n}"),
+                    start + i64::from(n / 3)
+                ])
+                .unwrap();
+        }
+    }
+    transaction.commit().unwrap();
+}
+
+/// SQLite's plan of `statement` with `values`, one detail line per step.
+fn plan(
+    connection: &Connection,
+    statement: &str,
+    values: Vec<rusqlite::types::Value>,
+) -> Vec<String> {
+    let mut explain = connection
+        .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+        .unwrap();
+    let details = explain
+        .query_map(rusqlite::params_from_iter(values), |row| {
+            row.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap();
+    details
+}
+
+#[tokio::test]
+async fn every_list_and_the_counts_per_event_read_an_index_of_100_000_deliveries() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open(dir.file()).unwrap();
+    fill(&dir.file(), 100_000);
+    let connection = Connection::open(dir.file()).unwrap();
+    let some_time = SystemTime::now() - Duration::from_millis(30);
+    let cursor = DeliveryId::from_bytes([9; 32]);
+    let event = || Some("coupon_code_used".to_owned());
+    let filters = [
+        Filter::default(),
+        Filter {
+            state: Some(DeliveryState::Dead),
+            ..Filter::default()
+        },
+        Filter {
+            event: event(),
+            ..Filter::default()
+        },
+        Filter {
+            state: Some(DeliveryState::Dead),
+            event: event(),
+            ..Filter::default()
+        },
+        Filter {
+            since: Some(some_time),
+            ..Filter::default()
+        },
+        Filter {
+            state: Some(DeliveryState::Done),
+            since: Some(some_time),
+            ..Filter::default()
+        },
+        Filter {
+            before: Some(some_time),
+            before_id: Some(cursor),
+            ..Filter::default()
+        },
+        Filter {
+            state: Some(DeliveryState::Dead),
+            event: event(),
+            before: Some(some_time),
+            before_id: Some(cursor),
+            ..Filter::default()
+        },
+        Filter {
+            event: event(),
+            since: Some(some_time - Duration::from_secs(1)),
+            before: Some(some_time),
+            ..Filter::default()
+        },
+    ];
+    for filter in filters {
+        let (statement, values) = sql::list(&filter);
+        let steps = plan(&connection, &statement, values);
+        assert!(
+            steps.iter().any(|step| step.contains("INDEX deliveries_")),
+            "{filter:?} reads no index: {steps:?}"
+        );
+        assert!(
+            steps.iter().all(|step| !step.contains("TEMP B-TREE")),
+            "{filter:?} sorts: {steps:?}"
+        );
+    }
+    let steps = plan(&connection, sql::EVENT_COUNTS, Vec::new());
+    assert!(
+        steps
+            .iter()
+            .any(|step| step.contains("INDEX deliveries_event_state_listed")),
+        "{steps:?}"
+    );
+    assert!(
+        steps.iter().all(|step| !step.contains("TEMP B-TREE")),
+        "{steps:?}"
+    );
+
+    let events = store.event_counts().await.unwrap();
+    assert_eq!(events.len(), 4);
+    assert_eq!(events.iter().map(|e| e.counts.dead).sum::<u64>(), 25_000);
+    let mut next = Filter {
+        state: Some(DeliveryState::Dead),
+        limit: 1_000,
+        ..Filter::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let page = store.list(&next).await.unwrap();
+        let Some(last) = page.last() else { break };
+        next = next.after(last);
+        for delivery in &page {
+            assert!(seen.insert(delivery.id), "{:?} twice", delivery.id);
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        25_000,
+        "every dead letter once across the pages"
+    );
+}
+
+#[tokio::test]
+async fn a_store_of_the_first_schema_is_migrated_to_the_listing_indexes() {
+    let dir = TempDir::new();
+    {
+        let connection = Connection::open(dir.file()).unwrap();
+        connection
+            .execute_batch(&format!(
+                "{}; PRAGMA application_id = {}; PRAGMA user_version = 1;",
+                sql::MIGRATIONS[0],
+                sql::APPLICATION_ID
+            ))
+            .unwrap();
+    }
+    let store = SqliteStore::open(dir.file()).unwrap();
+    store.insert(&delivery(1, "e")).await.unwrap();
+    let connection = Connection::open(dir.file()).unwrap();
+    let indexes: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'deliveries_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for index in [
+        "deliveries_listed",
+        "deliveries_state_listed",
+        "deliveries_event_listed",
+        "deliveries_event_state_listed",
+    ] {
+        assert!(
+            indexes.iter().any(|name| name == index),
+            "{index} missing: {indexes:?}"
+        );
+    }
+    assert!(
+        !indexes
+            .iter()
+            .any(|name| name == "deliveries_state_received"),
+        "replaced"
+    );
+    assert_eq!(store.list(&Filter::default()).await.unwrap().len(), 1);
+}
