@@ -55,8 +55,8 @@ struct Shared {
 #[derive(Default)]
 struct State {
     entries: IdMap<Entry>,
-    /// The id of the delivery holding each logical key.
-    keys: HashMap<[u8; 32], DeliveryId>,
+    /// The id of the delivery holding each logical key, by the key's digest.
+    keys: HashMap<[u8; 32], DeliveryId, std::hash::BuildHasherDefault<IdHasher>>,
     checkpoints: HashMap<String, String>,
     /// Pending deliveries that are due, oldest first (ids whose entry moved on are skipped).
     ready: VecDeque<DeliveryId>,
@@ -75,6 +75,8 @@ struct Entry {
     /// The delivery as it was accepted, handed out again by claims while the body is kept.
     delivery: Option<Delivery>,
     token: u64,
+    /// The digest of its logical key (the record keeps no key: it is only looked up).
+    key: Option<[u8; 32]>,
 }
 
 /// Hashes a [`DeliveryId`] by its first 8 bytes. The id is a MAC under the webhook secret, so
@@ -155,24 +157,24 @@ impl MemoryStore {
 
     fn insert_now(&self, delivery: &Delivery) -> Inserted {
         let id = DeliveryId::of(delivery);
-        let record = StoredDelivery::accepted(delivery);
+        let mut record = StoredDelivery::accepted(delivery);
+        let digest = record.logical_key.take().as_deref().map(LogicalKey::digest);
         let mut state = self.lock();
-        let known_key = record
-            .logical_key
-            .is_some_and(|key| state.keys.contains_key(&key));
+        let known_key = digest.is_some_and(|key| state.keys.contains_key(&key));
         if known_key || state.entries.contains_key(&id) {
             return Inserted::Duplicate;
         }
         if state.counts.backlog() >= self.shared.capacity as u64 {
             return Inserted::Full;
         }
-        if let Some(key) = record.logical_key {
+        if let Some(key) = digest {
             state.keys.insert(key, id);
         }
         let entry = Entry {
             record,
             delivery: Some(delivery.clone()),
             token: 0,
+            key: digest,
         };
         state.entries.insert(id, entry);
         state.ready.push_back(id);
@@ -482,8 +484,8 @@ impl State {
         let Some(entry) = self.entries.remove(id) else {
             return;
         };
-        if let Some(key) = entry.record.logical_key {
-            self.keys.remove(&key);
+        if let Some(key) = &entry.key {
+            self.keys.remove(key);
         }
         match entry.record.state {
             DeliveryState::Done => self.counts.done -= 1,

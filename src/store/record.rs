@@ -182,8 +182,9 @@ pub struct StoredDelivery {
     /// The Print.one webhook log entry it was recovered from by the reconciler; `None` when it
     /// arrived signed.
     pub recovered_from: Option<String>,
-    /// The digest of its [`LogicalKey`](crate::LogicalKey), when the body has one.
-    pub(crate) logical_key: Option<[u8; 32]>,
+    /// Its [`LogicalKey`](crate::LogicalKey), when the body has one (set on the way in; not
+    /// read back by the stores, which index its parts).
+    pub(crate) logical_key: Option<Box<crate::LogicalKey>>,
 }
 
 impl StoredDelivery {
@@ -192,11 +193,7 @@ impl StoredDelivery {
     pub fn accepted(delivery: &Delivery) -> Self {
         let summary = Summary::of(delivery.body());
         let id = DeliveryId::of(delivery);
-        let logical_key = if delivery.recovered_from().is_some() {
-            Some(id.0)
-        } else {
-            summary.key().map(|key| key.digest())
-        };
+        let logical_key = summary.key().map(Box::new);
         Self {
             id,
             state: DeliveryState::Pending,

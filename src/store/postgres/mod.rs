@@ -593,10 +593,9 @@ impl Store for PostgresStore {
     }
 
     fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>> {
-        let digests: Vec<[u8; 32]> = keys.iter().map(LogicalKey::digest).collect();
         Box::pin(async move {
-            let mut held = Vec::with_capacity(digests.len());
-            for chunk in digests.chunks(MAINTENANCE_BATCH) {
+            let mut held = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(MAINTENANCE_BATCH) {
                 held.extend(
                     self.run(1, async |client, context| {
                         queries::holds(client, context, chunk).await

@@ -7,7 +7,7 @@ use deadpool_postgres::Object;
 use tokio_postgres::{types::ToSql, Error};
 
 use crate::{
-    core::delivery::Delivery,
+    core::{delivery::Delivery, key::LogicalKey},
     store::{
         postgres::{
             rows::{self, micros, micros_until},
@@ -68,7 +68,7 @@ pub(crate) async fn insert(
                 &delivery.body().as_ref(),
                 &context.capacity,
                 &context.channel,
-                &record.logical_key.as_ref().map(<[u8; 32]>::as_slice),
+                &record.logical_key.as_deref().map(LogicalKey::created_at),
                 &record.recovered_from,
             ],
         )
@@ -185,7 +185,7 @@ pub(crate) async fn list(
     filter: &Filter,
 ) -> Result<Vec<StoredDelivery>, Error> {
     let shape = ListShape {
-        state: filter.state.is_some(),
+        state: filter.state.map(rows::state_number),
         event: filter.event.is_some(),
         since: filter.since.is_some(),
         before: filter.before.is_some(),
@@ -193,12 +193,8 @@ pub(crate) async fn list(
     };
     let statement = client.prepare_cached(&context.sql.list(shape)).await?;
     let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
-    let state = filter.state.map(rows::state_number);
     let before_id = filter.before_id.as_ref().map(|id| id.as_bytes().as_slice());
     let mut parameters: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(6);
-    if let Some(state) = &state {
-        parameters.push(state);
-    }
     if let Some(event) = &filter.event {
         parameters.push(event);
     }
@@ -365,23 +361,27 @@ fn token(lease: &Lease) -> i64 {
     i64::try_from(lease.token).unwrap_or(i64::MAX)
 }
 
-/// Which of the logical keys (digests) `keys` are stored.
+/// Which of `keys` are stored.
 pub(crate) async fn holds(
     client: &Object,
     context: &Context,
-    keys: &[[u8; 32]],
+    keys: &[LogicalKey],
 ) -> Result<Vec<bool>, Error> {
     let statement = client.prepare_cached(&context.sql.holds).await?;
-    let wanted: Vec<&[u8]> = keys.iter().map(<[u8; 32]>::as_slice).collect();
-    let rows = client.query(&statement, &[&wanted]).await?;
-    let held: std::collections::HashSet<Vec<u8>> = rows
-        .iter()
-        .map(|row| row.try_get::<_, Vec<u8>>("key"))
-        .collect::<Result<_, _>>()?;
-    Ok(keys
-        .iter()
-        .map(|key| held.contains(key.as_slice()))
-        .collect())
+    let created: Vec<&str> = keys.iter().map(LogicalKey::created_at).collect();
+    let events: Vec<&str> = keys.iter().map(LogicalKey::event).collect();
+    let data_ids: Vec<&str> = keys.iter().map(LogicalKey::data_id).collect();
+    let rows = client
+        .query(&statement, &[&created, &events, &data_ids])
+        .await?;
+    let mut held = vec![false; keys.len()];
+    for row in rows {
+        let n: i64 = row.try_get("n")?;
+        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|at| held.get_mut(at)) {
+            *slot = true;
+        }
+    }
+    Ok(held)
 }
 
 pub(crate) async fn checkpoint(

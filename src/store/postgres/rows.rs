@@ -101,9 +101,7 @@ pub(crate) fn delivery(
         body: body.map(Bytes::copy_from_slice),
         history: Vec::new(),
         recovered_from: row.try_get("recovered_from")?,
-        logical_key: row
-            .try_get::<_, Option<&[u8]>>("logical_key")?
-            .and_then(|key| key.try_into().ok()),
+        logical_key: None,
     };
     Ok(Some((row.try_get("seq")?, stored, row.try_get("token")?)))
 }

@@ -56,22 +56,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 2: the logical key (event, data id, creation time) that matches Print.one's webhook log,
     // the log entry a recovered delivery came from, and named checkpoints. Deliveries stored
     // before have no key, so the reconciler reads no log from before `keyed-since`.
+    // The key is indexed by its creation time first, so that new keys land at the index's end,
+    // not on a random page as a digest would.
     "ALTER TABLE {schema}.deliveries
-        ADD COLUMN logical_key bytea CHECK (octet_length(logical_key) = 32),
+        ADD COLUMN key_created text,
         ADD COLUMN recovered_from text;
-    CREATE UNIQUE INDEX deliveries_logical_key ON {schema}.deliveries (logical_key)
-        WHERE logical_key IS NOT NULL;
+    CREATE UNIQUE INDEX deliveries_logical_key
+        ON {schema}.deliveries (key_created, event, data_id) WHERE key_created IS NOT NULL;
     CREATE TABLE {schema}.checkpoints (name text PRIMARY KEY, value text NOT NULL);
     INSERT INTO {schema}.checkpoints (name, value)
         VALUES ('keyed-since',
                 to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'));",
-    // 3: lists newest first (by time, then id) within a state, an event or both, and the counts
-    // per event, each read from an index in order (`deliveries_received` serves the others).
-    "CREATE INDEX deliveries_state_listed ON {schema}.deliveries (state, received_at, id);
-    CREATE INDEX deliveries_event_listed
+    // 3: lists newest first (by time, then id) of an event and of the dead letters, each read
+    // from an index in order (`deliveries_received` serves the others). No index holds the
+    // state but the partial ones of the dead letters, so that claims and completions, which
+    // change the state of every delivery twice, update none of them.
+    "CREATE INDEX deliveries_event_listed
         ON {schema}.deliveries ((coalesce(event, event_header, '-')), received_at, id);
-    CREATE INDEX deliveries_event_state_listed
-        ON {schema}.deliveries ((coalesce(event, event_header, '-')), state, received_at, id);",
+    CREATE INDEX deliveries_dead_listed ON {schema}.deliveries (received_at, id) WHERE state = 3;
+    CREATE INDEX deliveries_dead_event_listed
+        ON {schema}.deliveries ((coalesce(event, event_header, '-')), received_at, id)
+        WHERE state = 3;",
 ];
 
 /// The state numbers in the `state` column (as in the SQLite store).
@@ -118,9 +123,9 @@ const INSERT: &str = "WITH waiting AS (
     ), stored AS (
         INSERT INTO {schema}.deliveries
             (id, state, event, data_id, event_header, signature_header, secret_index,
-             received_at, due_at, body, logical_key, recovered_from)
+             received_at, due_at, body, key_created, recovered_from)
         SELECT $1::bytea, 0, $2::text, $3::text, $4::text, $5::smallint, $6::integer,
-            $7::timestamptz, now(), $8::bytea, $11::bytea, $12::text
+            $7::timestamptz, now(), $8::bytea, $11::text, $12::text
         WHERE (SELECT backlog FROM waiting) < $9::bigint
         ON CONFLICT DO NOTHING
         RETURNING seq
@@ -132,7 +137,9 @@ const INSERT: &str = "WITH waiting AS (
         (SELECT count(*) FROM woken) AS woken,
         EXISTS (
             SELECT 1 FROM {schema}.deliveries
-            WHERE id = $1::bytea OR ($11::bytea IS NOT NULL AND logical_key = $11::bytea)
+            WHERE id = $1::bytea
+               OR ($11::text IS NOT NULL AND key_created = $11::text AND event = $2::text
+                   AND data_id = $3::text)
         ) AS known,
         (SELECT backlog FROM waiting) < $9::bigint AS room";
 
@@ -157,7 +164,7 @@ const CLAIM: &str = "WITH due AS (
         WHERE d.seq = due.seq
         RETURNING d.seq, d.id, d.state, d.event, d.data_id, d.event_header,
             d.signature_header, d.secret_index, d.received_at, d.attempts, d.due_at, d.token,
-            d.last_error, d.finished_at, d.body, d.recovered_from, d.logical_key
+            d.last_error, d.finished_at, d.body, d.recovered_from
     )
     SELECT
         least(
@@ -265,7 +272,7 @@ const COUNTS: &str = "SELECT state, count(*) AS count FROM {schema}.deliveries G
 
 const GET: &str = "SELECT seq, id, state, event, data_id, event_header, signature_header,
     secret_index, received_at, attempts, due_at, token, last_error, finished_at, body,
-    recovered_from, logical_key
+    recovered_from
     FROM {schema}.deliveries WHERE id = $1::bytea";
 
 const HISTORY: &str = "SELECT started_at, duration_us, error FROM {schema}.attempts
@@ -278,11 +285,13 @@ const RESOLVE: &str = "SELECT id FROM {schema}.deliveries
 /// A list, newest first, without bodies: [`Statements::list`] adds the conditions a filter has.
 const LIST: &str = "SELECT seq, id, state, event, data_id, event_header, signature_header,
     secret_index, received_at, attempts, due_at, token, last_error, finished_at,
-    NULL::bytea AS body, recovered_from, logical_key
+    NULL::bytea AS body, recovered_from
     FROM {schema}.deliveries WHERE true";
 
 /// The conditions of a list; `{n}` is the number of its (first) parameter.
-const LIST_STATE: &str = " AND state = ${n}::smallint";
+/// The state is written into the statement (`{state}`), not bound, so that the server sees a
+/// list of dead letters match the partial indexes of the dead letters in every plan.
+const LIST_STATE: &str = " AND state = {state}";
 const LIST_EVENT: &str = " AND coalesce(event, event_header, '-') = ${n}::text";
 const LIST_SINCE: &str = " AND received_at >= ${n}::timestamptz";
 const LIST_BEFORE: &str = " AND received_at < ${n}::timestamptz";
@@ -294,7 +303,8 @@ const LIST_ORDER: &str = " ORDER BY received_at DESC, id DESC LIMIT ${n}::bigint
 #[allow(clippy::struct_excessive_bools)] // one flag per optional condition
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ListShape {
-    pub(crate) state: bool,
+    /// The state's number, written into the statement.
+    pub(crate) state: Option<i16>,
     pub(crate) event: bool,
     pub(crate) since: bool,
     pub(crate) before: bool,
@@ -305,9 +315,14 @@ pub(crate) struct ListShape {
 const EVENT_COUNTS: &str = "SELECT coalesce(event, event_header, '-') AS event, state,
     count(*) AS count FROM {schema}.deliveries GROUP BY 1, 2 ORDER BY 1, 2";
 
-/// Which of the logical keys `$1` are stored.
-const HOLDS: &str = "SELECT key FROM unnest($1::bytea[]) AS key
-    WHERE EXISTS (SELECT 1 FROM {schema}.deliveries WHERE logical_key = key)";
+/// Which of the logical keys (creation times `$1`, events `$2`, data ids `$3`) are stored: the
+/// positions (from 1) of those held.
+const HOLDS: &str = "SELECT key.n FROM unnest($1::text[], $2::text[], $3::text[])
+        WITH ORDINALITY AS key (created, event, data_id, n)
+    WHERE EXISTS (
+        SELECT 1 FROM {schema}.deliveries AS d
+        WHERE d.key_created = key.created AND d.event = key.event AND d.data_id = key.data_id
+    )";
 
 const CHECKPOINT: &str = "SELECT value FROM {schema}.checkpoints WHERE name = $1::text";
 
@@ -403,13 +418,14 @@ impl Statements {
         let mut push = |condition: &str, parameters: usize| {
             statement.push_str(
                 &condition
+                    .replace("{state}", &shape.state.unwrap_or_default().to_string())
                     .replace("{n}", &next.to_string())
                     .replace("{m}", &(next + 1).to_string()),
             );
             next += parameters;
         };
         let conditions = [
-            (shape.state, LIST_STATE, 1),
+            (shape.state.is_some(), LIST_STATE, 0),
             (shape.event, LIST_EVENT, 1),
             (shape.since, LIST_SINCE, 1),
             (shape.before && !shape.cursor, LIST_BEFORE, 1),
@@ -460,7 +476,7 @@ mod tests {
     fn a_list_numbers_the_parameters_of_the_conditions_it_has() {
         let statements = Statements::new("s");
         let shape = ListShape {
-            state: false,
+            state: None,
             event: true,
             since: false,
             before: true,

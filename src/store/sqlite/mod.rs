@@ -541,12 +541,11 @@ impl Store for SqliteStore {
     }
 
     fn holds<'a>(&'a self, keys: &'a [LogicalKey]) -> StoreFuture<'a, Vec<bool>> {
-        let digests: Vec<[u8; 32]> = keys.iter().map(LogicalKey::digest).collect();
+        let keys = keys.to_vec();
         Box::pin(self.read(move |connection| {
             let mut statement = connection.prepare_cached(sql::HOLDS)?;
-            digests
-                .iter()
-                .map(|digest| statement.exists(params![digest.as_slice()]))
+            keys.iter()
+                .map(|key| statement.exists(params![key.created_at(), key.event(), key.data_id()]))
                 .collect()
         }))
     }

@@ -70,8 +70,7 @@ pub(crate) fn id_of(bytes: &[u8]) -> rusqlite::Result<DeliveryId> {
 
 /// A delivery from the columns every read selects (`seq, id, state, event, data_id,
 /// event_header, signature_header, secret_index, received_at, attempts, due_at, token,
-/// last_error, finished_at, body, recovered_from, logical_key`), with its `seq` and lease
-/// token.
+/// last_error, finished_at, body, recovered_from`), with its `seq` and lease token.
 pub(crate) fn delivery(row: &Row<'_>) -> rusqlite::Result<(i64, StoredDelivery, i64)> {
     let seq: i64 = row.get(0)?;
     let id = id_of(&row.get::<_, Vec<u8>>(1)?)?;
@@ -96,9 +95,7 @@ pub(crate) fn delivery(row: &Row<'_>) -> rusqlite::Result<(i64, StoredDelivery, 
         body: body.map(Bytes::from),
         history: Vec::new(),
         recovered_from: row.get(15)?,
-        logical_key: row
-            .get::<_, Option<Vec<u8>>>(16)?
-            .and_then(|key| key.try_into().ok()),
+        logical_key: None,
     };
     Ok((seq, stored, row.get(11)?))
 }

@@ -44,23 +44,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 2: the logical key (event, data id, creation time) that matches Print.one's webhook log,
     // the log entry a recovered delivery came from, and named checkpoints. Deliveries stored
     // before have no key, so the reconciler reads no log from before `keyed-since`.
-    "ALTER TABLE deliveries ADD COLUMN logical_key BLOB;
+    // The key is indexed by its creation time first, so that new keys land at the index's end,
+    // not on a random page as a digest would.
+    "ALTER TABLE deliveries ADD COLUMN key_created TEXT;
     ALTER TABLE deliveries ADD COLUMN recovered_from TEXT;
-    CREATE UNIQUE INDEX deliveries_logical_key ON deliveries (logical_key)
-        WHERE logical_key IS NOT NULL;
+    CREATE UNIQUE INDEX deliveries_logical_key ON deliveries (key_created, event, data_id)
+        WHERE key_created IS NOT NULL;
     CREATE TABLE checkpoints (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO checkpoints (name, value)
         VALUES ('keyed-since', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));",
-    // 3: lists newest first (by time, then id) within a state, an event or both, and the counts
-    // per event, each read from an index in order; (state, received_at, id) replaces
-    // (state, received_at).
+    // 3: lists newest first (by time, then id), of every delivery or of an event, and of the
+    // dead letters, each read from an index in order. No index holds the state but the partial
+    // ones of the dead letters, so that claims and completions, which change the state of
+    // every delivery twice, update none of them; (state, received_at) goes for that reason.
     "DROP INDEX deliveries_state_received;
     CREATE INDEX deliveries_listed ON deliveries (received_at, id);
-    CREATE INDEX deliveries_state_listed ON deliveries (state, received_at, id);
     CREATE INDEX deliveries_event_listed
         ON deliveries (coalesce(event, event_header, '-'), received_at, id);
-    CREATE INDEX deliveries_event_state_listed
-        ON deliveries (coalesce(event, event_header, '-'), state, received_at, id);",
+    CREATE INDEX deliveries_dead_listed ON deliveries (received_at, id) WHERE state = 3;
+    CREATE INDEX deliveries_dead_event_listed
+        ON deliveries (coalesce(event, event_header, '-'), received_at, id) WHERE state = 3;",
 ];
 
 /// The state numbers in the `state` column.
@@ -72,16 +75,19 @@ pub(crate) const DEAD: i64 = 3;
 /// Stores a delivery unless its id or its logical key is stored.
 pub(crate) const INSERT: &str = "INSERT INTO deliveries
     (id, state, event, data_id, event_header, signature_header, secret_index, received_at,
-     due_at, body, logical_key, recovered_from)
+     due_at, body, key_created, recovered_from)
     VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)
     ON CONFLICT DO NOTHING";
 
-/// Whether a delivery with the id `?1` or the logical key `?2` is stored.
-pub(crate) const KNOWN: &str =
-    "SELECT 1 FROM deliveries WHERE id = ?1 OR (?2 IS NOT NULL AND logical_key = ?2)";
+/// Whether a delivery with the id `?1`, or the logical key of the creation time `?2`, event
+/// `?3` and data id `?4`, is stored.
+pub(crate) const KNOWN: &str = "SELECT 1 FROM deliveries WHERE id = ?1
+    OR (?2 IS NOT NULL AND key_created = ?2 AND event = ?3 AND data_id = ?4)";
 
-/// Whether a delivery with the logical key `?1` is stored.
-pub(crate) const HOLDS: &str = "SELECT 1 FROM deliveries WHERE logical_key = ?1";
+/// Whether a delivery with the logical key of the creation time `?1`, event `?2` and data id
+/// `?3` is stored.
+pub(crate) const HOLDS: &str =
+    "SELECT 1 FROM deliveries WHERE key_created = ?1 AND event = ?2 AND data_id = ?3";
 
 pub(crate) const CHECKPOINT: &str = "SELECT value FROM checkpoints WHERE name = ?1";
 
@@ -96,7 +102,7 @@ pub(crate) const CLAIM: &str = "UPDATE deliveries
     )
     RETURNING seq, id, state, event, data_id, event_header, signature_header,
     secret_index, received_at, attempts, due_at, token, last_error, finished_at, body,
-    recovered_from, logical_key";
+    recovered_from";
 
 /// The processes that hold leases now, other than `?1`.
 pub(crate) const LEASE_OWNERS: &str =
@@ -162,7 +168,7 @@ pub(crate) const BACKLOG: &str = "SELECT count(*) FROM deliveries WHERE state IN
 
 pub(crate) const GET: &str = "SELECT seq, id, state, event, data_id, event_header,
     signature_header, secret_index, received_at, attempts, due_at, token, last_error,
-    finished_at, body, recovered_from, logical_key FROM deliveries WHERE id = ?1";
+    finished_at, body, recovered_from FROM deliveries WHERE id = ?1";
 
 pub(crate) const HISTORY: &str = "SELECT started_at, duration_us, error FROM attempts
     WHERE delivery_seq = ?1 ORDER BY rowid";
@@ -174,10 +180,12 @@ pub(crate) const RESOLVE: &str =
 /// A list, newest first, without bodies: [`list`] adds the conditions a filter has.
 const LIST: &str = "SELECT seq, id, state, event, data_id, event_header,
     signature_header, secret_index, received_at, attempts, due_at, token, last_error,
-    finished_at, NULL, recovered_from, logical_key FROM deliveries WHERE true";
+    finished_at, NULL, recovered_from FROM deliveries WHERE true";
 
 /// The conditions of a list, each with its one parameter (the page cursor with two).
-const LIST_STATE: &str = " AND state = ?";
+/// The state is written into the statement, not bound, so that SQLite sees a list of dead
+/// letters match the partial indexes of the dead letters.
+const LIST_STATE: &str = " AND state = ";
 const LIST_EVENT: &str = " AND coalesce(event, event_header, '-') = ?";
 const LIST_SINCE: &str = " AND received_at >= ?";
 const LIST_BEFORE: &str = " AND received_at < ?";
@@ -186,15 +194,15 @@ const LIST_ORDER: &str = " ORDER BY received_at DESC, id DESC LIMIT ?";
 
 /// The list statement for `filter` and its parameters in order. Only the conditions the filter
 /// has are in the statement (no `? IS NULL OR …`), so that each form of it is planned on the
-/// index that serves it: `deliveries_listed`, `deliveries_state_listed`,
-/// `deliveries_event_listed` or `deliveries_event_state_listed`, read in order and stopped at
-/// the limit.
+/// index that serves it: `deliveries_listed`, `deliveries_event_listed`, or for dead letters
+/// `deliveries_dead_listed` and `deliveries_dead_event_listed`, read in order and stopped at
+/// the limit (a list of another state reads the rows in order and skips the others).
 pub(crate) fn list(filter: &Filter) -> (String, Vec<Value>) {
     let mut statement = LIST.to_owned();
     let mut values = Vec::new();
     if let Some(state) = filter.state {
         statement.push_str(LIST_STATE);
-        values.push(Value::Integer(rows::state_number(state)));
+        statement.push_str(&rows::state_number(state).to_string());
     }
     if let Some(event) = &filter.event {
         statement.push_str(LIST_EVENT);
@@ -223,9 +231,8 @@ pub(crate) fn list(filter: &Filter) -> (String, Vec<Value>) {
     (statement, values)
 }
 
-/// How many deliveries of each event are in each state, by event name: one walk of
-/// `deliveries_event_state_listed` in order (grouped by position: by the alias, SQLite sorts
-/// the groups again).
+/// How many deliveries of each event are in each state, by event name: one walk of every row
+/// (grouped by position: by the alias, SQLite sorts the groups again).
 pub(crate) const EVENT_COUNTS: &str = "SELECT coalesce(event, event_header, '-') AS name,
     state, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2";
 

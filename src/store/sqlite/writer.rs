@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 use tokio::sync::{oneshot, Notify};
 
 use crate::{
-    core::delivery::Delivery,
+    core::{delivery::Delivery, key::LogicalKey},
     store::sqlite::owners::Owners,
     store::{
         error::StoreError,
@@ -263,13 +263,13 @@ impl Writer {
         let id = record.id;
         let pending = self.backlog.saturating_add_signed(effect.backlog);
         if pending >= self.capacity {
-            let key = record.logical_key.as_ref().map(<[u8; 32]>::as_slice);
+            let created = record.logical_key.as_deref().map(LogicalKey::created_at);
             let exists = self
                 .connection
                 .prepare_cached(sql::KNOWN)
                 .and_then(|mut s| {
-                    s.query_row(params![id.as_bytes(), key], |_| Ok(()))
-                        .optional()
+                    let known = params![id.as_bytes(), created, record.event, record.data_id];
+                    s.query_row(known, |_| Ok(())).optional()
                 })
                 .map_err(|error| rows::error(&error))?;
             return Ok(if exists.is_some() {
@@ -291,7 +291,7 @@ impl Writer {
                     i64::try_from(record.secret_index).unwrap_or(0),
                     micros(record.received_at),
                     record.body.as_deref(),
-                    record.logical_key.as_ref().map(<[u8; 32]>::as_slice),
+                    record.logical_key.as_deref().map(LogicalKey::created_at),
                     record.recovered_from,
                 ])
             })
