@@ -608,29 +608,61 @@ fn list(connection: &Connection, filter: &Filter) -> rusqlite::Result<Vec<Stored
     found
 }
 
+/// The counts of each event. No index holds the state of every delivery (claims and
+/// completions would update it twice per delivery), so they are read from what the indexes
+/// hold, in one snapshot: every delivery of the event, its dead letters and its backlog; the
+/// rest are handled.
 fn event_counts(connection: &Connection) -> rusqlite::Result<Vec<EventCounts>> {
-    let mut statement = connection.prepare_cached(sql::EVENT_COUNTS)?;
-    let rows = statement.query_map([], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, i64>(1)?,
-            row.get::<_, i64>(2)?,
-        ))
-    })?;
+    let snapshot = connection.unchecked_transaction()?;
     let mut events: Vec<EventCounts> = Vec::new();
-    for row in rows {
-        let (event, state, count) = row?;
-        if events.last().is_none_or(|last| last.event != event) {
-            events.push(EventCounts {
-                event,
-                counts: Counts::default(),
-            });
-        }
-        if let Some(last) = events.last_mut() {
-            let count = u64::try_from(count).unwrap_or(0);
-            last.counts.add(rows::state_of(state), count);
-        }
+    let mut totals = Vec::new();
+    for row in snapshot
+        .prepare_cached(sql::EVENT_TOTALS)?
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
+    {
+        let (event, total) = row?;
+        totals.push(u64::try_from(total).unwrap_or(0));
+        events.push(EventCounts {
+            event,
+            counts: Counts::default(),
+        });
     }
+    let mut of = |event: &str, state: DeliveryState, count: i64| {
+        if let Ok(at) = events.binary_search_by(|e| e.event.as_str().cmp(event)) {
+            events[at]
+                .counts
+                .add(state, u64::try_from(count).unwrap_or(0));
+        }
+    };
+    for row in snapshot
+        .prepare_cached(sql::EVENT_DEAD)?
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
+    {
+        let (event, count) = row?;
+        of(&event, DeliveryState::Dead, count);
+    }
+    for row in snapshot
+        .prepare_cached(sql::EVENT_WAITING)?
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?
+    {
+        let (event, state, count) = row?;
+        of(&event, rows::state_of(state), count);
+    }
+    for (event, total) in events.iter_mut().zip(totals) {
+        let others = event.counts.pending + event.counts.leased + event.counts.dead;
+        event.counts.done = total.saturating_sub(others);
+    }
+    snapshot.finish()?;
     Ok(events)
 }
 
@@ -662,20 +694,23 @@ fn get(connection: &Connection, id: &DeliveryId) -> rusqlite::Result<Option<Stor
     Ok(Some(stored))
 }
 
+/// The counts of each state, read as [`event_counts`] reads them.
 fn counts(connection: &Connection) -> rusqlite::Result<Counts> {
-    let mut statement = connection.prepare_cached(sql::COUNTS)?;
-    let mut counts = Counts::default();
-    let rows = statement.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
-    for row in rows {
-        let (state, count) = row?;
-        let count = u64::try_from(count).unwrap_or(0);
-        match rows::state_of(state) {
-            DeliveryState::Pending => counts.pending = count,
-            DeliveryState::Leased => counts.leased = count,
-            DeliveryState::Done => counts.done = count,
-            DeliveryState::Dead => counts.dead = count,
-        }
+    let snapshot = connection.unchecked_transaction()?;
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    let total = count(snapshot.query_row(sql::TOTAL, [], |row| row.get(0))?);
+    let mut counts = Counts {
+        dead: count(snapshot.query_row(sql::DEAD_TOTAL, [], |row| row.get(0))?),
+        ..Counts::default()
+    };
+    let mut waiting = snapshot.prepare_cached(sql::WAITING)?;
+    for row in waiting.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))? {
+        let (state, n) = row?;
+        counts.add(rows::state_of(state), count(n));
     }
+    drop(waiting);
+    counts.done = total.saturating_sub(counts.pending + counts.leased + counts.dead);
+    snapshot.finish()?;
     Ok(counts)
 }
 

@@ -162,8 +162,6 @@ pub(crate) const DELETE_ATTEMPTS_OF: &str = "DELETE FROM attempts WHERE delivery
 
 pub(crate) const DELETE_DELIVERY: &str = "DELETE FROM deliveries WHERE seq = ?1";
 
-pub(crate) const COUNTS: &str = "SELECT state, count(*) FROM deliveries GROUP BY state";
-
 pub(crate) const BACKLOG: &str = "SELECT count(*) FROM deliveries WHERE state IN (0, 1)";
 
 pub(crate) const GET: &str = "SELECT seq, id, state, event, data_id, event_header,
@@ -231,10 +229,30 @@ pub(crate) fn list(filter: &Filter) -> (String, Vec<Value>) {
     (statement, values)
 }
 
-/// How many deliveries of each event are in each state, by event name: one walk of every row
-/// (grouped by position: by the alias, SQLite sorts the groups again).
-pub(crate) const EVENT_COUNTS: &str = "SELECT coalesce(event, event_header, '-') AS name,
-    state, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2";
+/// How many deliveries of each event there are, by event name: a walk of
+/// `deliveries_event_listed`, which holds no state (grouped by position: by the alias, SQLite
+/// sorts the groups again).
+pub(crate) const EVENT_TOTALS: &str = "SELECT coalesce(event, event_header, '-') AS name,
+    count(*) FROM deliveries GROUP BY 1 ORDER BY 1";
+
+/// How many dead letters of each event there are: a walk of `deliveries_dead_event_listed`.
+pub(crate) const EVENT_DEAD: &str = "SELECT coalesce(event, event_header, '-') AS name,
+    count(*) FROM deliveries WHERE state = 3 GROUP BY 1";
+
+/// How many deliveries of each event wait (pending, leased): the backlog, through
+/// `deliveries_due`.
+pub(crate) const EVENT_WAITING: &str = "SELECT coalesce(event, event_header, '-') AS name,
+    state, count(*) FROM deliveries WHERE state IN (0, 1) GROUP BY 1, 2";
+
+/// Every delivery, through the smallest index.
+pub(crate) const TOTAL: &str = "SELECT count(*) FROM deliveries";
+
+/// The dead letters, through their partial index.
+pub(crate) const DEAD_TOTAL: &str = "SELECT count(*) FROM deliveries WHERE state = 3";
+
+/// The backlog by state, through `deliveries_due`.
+pub(crate) const WAITING: &str =
+    "SELECT state, count(*) FROM deliveries WHERE state IN (0, 1) GROUP BY state";
 
 /// The dead letters to replay, by the same conditions as [`LIST`] (state aside).
 pub(crate) const DEAD_IDS: &str = "SELECT id FROM deliveries

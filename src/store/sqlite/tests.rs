@@ -413,9 +413,30 @@ async fn every_list_reads_an_index_in_order_among_100_000_deliveries() {
         );
     }
 
+    for counting in [
+        sql::EVENT_TOTALS,
+        sql::EVENT_DEAD,
+        sql::EVENT_WAITING,
+        sql::TOTAL,
+        sql::DEAD_TOTAL,
+        sql::WAITING,
+    ] {
+        let steps = plan(&connection, counting, Vec::new());
+        assert!(
+            steps.iter().any(|step| step.contains("INDEX ")),
+            "{counting} reads no index: {steps:?}"
+        );
+    }
+
     let events = store.event_counts().await.unwrap();
     assert_eq!(events.len(), 4);
     assert_eq!(events.iter().map(|e| e.counts.dead).sum::<u64>(), 25_000);
+    assert_eq!(events.iter().map(|e| e.counts.done).sum::<u64>(), 75_000);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.done, counts.dead, counts.backlog()),
+        (75_000, 25_000, 0)
+    );
     let mut next = Filter {
         state: Some(DeliveryState::Dead),
         limit: 1_000,
