@@ -88,7 +88,7 @@ impl StandIn {
     }
 
     pub(crate) fn fixtures(&self) -> std::sync::MutexGuard<'_, Fixtures> {
-        self.fixtures.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.fixtures)
     }
 
     /// Makes the next requests meet `faults`.
@@ -105,13 +105,18 @@ impl Drop for StandIn {
 
 type Shared = State<Arc<Mutex<Fixtures>>>;
 
+/// The fixtures, also after a test thread panicked holding them.
+fn lock(fixtures: &Mutex<Fixtures>) -> std::sync::MutexGuard<'_, Fixtures> {
+    fixtures.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 async fn webhooks(
     State(fixtures): Shared,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let (items, max_page) = {
-        let mut fixtures = fixtures.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut fixtures = lock(&fixtures);
         fixtures
             .requests
             .push(format!("GET /v2/webhooks {query:?}"));
@@ -130,7 +135,7 @@ async fn logs(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let (items, max_page) = {
-        let mut fixtures = fixtures.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut fixtures = lock(&fixtures);
         fixtures
             .requests
             .push(format!("GET /v2/webhooks/{id}/logs {query:?}"));
@@ -150,9 +155,7 @@ async fn logs(
 }
 
 async fn secret(State(fixtures): Shared, headers: HeaderMap) -> Response {
-    fixtures
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+    lock(&fixtures)
         .requests
         .push("POST /v2/webhooks/secret".into());
     if let Some(refused) = gate(&fixtures, &headers).await {
@@ -166,11 +169,7 @@ async fn gate(fixtures: &Mutex<Fixtures>, headers: &HeaderMap) -> Option<Respons
     if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
         return Some(error(StatusCode::UNAUTHORIZED, "Unauthorized"));
     }
-    let fault = fixtures
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .faults
-        .pop_front();
+    let fault = lock(fixtures).faults.pop_front();
     match fault? {
         Fault::TooMany(seconds) => Some(
             (

@@ -244,10 +244,9 @@ async fn the_leases_of_a_store_that_is_gone_are_taken_at_once_on_the_next_open()
     assert_eq!(again.attempt, 2, "the interrupted attempt counts");
 }
 
-#[tokio::test]
-async fn a_file_of_the_first_schema_is_migrated_with_its_deliveries_kept() {
-    let dir = TempDir::new();
-    let connection = Connection::open(dir.file()).unwrap();
+/// A store file at `path` as the first schema version made it, still open.
+fn first_schema_file(path: &Path) -> Connection {
+    let connection = Connection::open(path).unwrap();
     connection
         .execute_batch(&format!(
             "{}; PRAGMA application_id = {}; PRAGMA user_version = 1;",
@@ -255,6 +254,13 @@ async fn a_file_of_the_first_schema_is_migrated_with_its_deliveries_kept() {
             sql::APPLICATION_ID
         ))
         .unwrap();
+    connection
+}
+
+#[tokio::test]
+async fn a_file_of_the_first_schema_is_migrated_with_its_deliveries_kept() {
+    let dir = TempDir::new();
+    let connection = first_schema_file(&dir.file());
     let old = delivery(1, "order_status_update");
     connection
         .execute(
@@ -469,16 +475,7 @@ async fn the_counts_add_up_what_the_indexes_hold_among_100_000_deliveries() {
 #[tokio::test]
 async fn a_store_of_the_first_schema_is_migrated_to_the_listing_indexes() {
     let dir = TempDir::new();
-    {
-        let connection = Connection::open(dir.file()).unwrap();
-        connection
-            .execute_batch(&format!(
-                "{}; PRAGMA application_id = {}; PRAGMA user_version = 1;",
-                sql::MIGRATIONS[0],
-                sql::APPLICATION_ID
-            ))
-            .unwrap();
-    }
+    drop(first_schema_file(&dir.file()));
     let store = SqliteStore::open(dir.file()).unwrap();
     store.insert(&delivery(1, "e")).await.unwrap();
     let connection = Connection::open(dir.file()).unwrap();
