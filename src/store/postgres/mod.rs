@@ -1,13 +1,19 @@
 //! [`PostgresStore`]: deliveries in a PostgreSQL database, shared by every replica.
 //!
-//! A 200 means the delivery is committed on the server: [`Store::insert`] is one
-//! `INSERT … ON CONFLICT (id) DO NOTHING` statement in its own (autocommit) transaction, and it
-//! returns only once the server answered that statement, after its commit. Workers of every
-//! replica claim with `FOR UPDATE SKIP LOCKED`, each claim a lease and a fencing token, and the
-//! same statement that stores a delivery sends a `NOTIFY` that wakes idle workers everywhere.
+//! A 200 means the delivery is committed on the server. Concurrent [`Store::insert`]s are
+//! stored together (group commit): a task of the store takes every insert waiting, up to 128
+//! deliveries or 1 MiB of bodies, and stores them with one `INSERT … SELECT … FROM unnest(…)
+//! ON CONFLICT DO NOTHING` statement in its own (autocommit) transaction, two such batches at a
+//! time on connections of their own; each insert returns only once the server answered that
+//! statement, after its commit. A batch that fails fails each of its inserts with the same
+//! error. Completions, retries and dead letters are batched the same way, one `UPDATE … FROM
+//! unnest(…)` per batch that also records the attempts. Workers of every replica claim with
+//! `FOR UPDATE SKIP LOCKED`, each claim a lease and a fencing token, and the statement that
+//! stores a batch sends one `NOTIFY` that wakes idle workers everywhere.
 //!
 //! | file | what it holds |
 //! |---|---|
+//! | `batcher.rs` | group commit: callers' work queued, run a batch per statement, answered |
 //! | `connect.rs` | the URL's settings, the description, the TLS connector |
 //! | `migrate.rs` | the schema's creation and migrations under an advisory lock |
 //! | `queries.rs` | what each operation runs |
@@ -15,6 +21,7 @@
 //! | `sql.rs` | every statement, and the numbered migrations |
 //! | `rows.rs` | rows to records, PostgreSQL errors to store errors |
 
+mod batcher;
 mod connect;
 mod listen;
 mod migrate;
@@ -24,7 +31,10 @@ mod sql;
 
 use std::{
     fmt,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
     time::{Duration, SystemTime},
 };
 
@@ -52,10 +62,11 @@ use crate::{
     },
 };
 
+use batcher::{Batcher, Run};
 use connect::{Connector, Limits, Tls};
 use listen::Listener;
 use migrate::{Migrated, MIGRATION_TIMEOUT};
-use queries::{Batch, Context, Outcome};
+use queries::{Batch, Context, Outcome, Settlement};
 use sql::Statements;
 
 /// The schema a store keeps its tables in unless told otherwise.
@@ -67,6 +78,21 @@ pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
 /// The longest schema name PostgreSQL keeps (its `NAMEDATALEN - 1` bytes).
 const MAX_SCHEMA_NAME: usize = 63;
+
+/// How big a batch of inserts grows (deliveries, and bytes of bodies past the first), and how
+/// many run at a time, each on a connection of its own.
+const INSERTS: batcher::Limits = batcher::Limits {
+    items: 128,
+    bytes: 1 << 20,
+    in_flight: 2,
+};
+
+/// How big a batch of settled leases grows, and how many run at a time.
+const SETTLES: batcher::Limits = batcher::Limits {
+    items: 128,
+    bytes: 1 << 20,
+    in_flight: 2,
+};
 
 /// How a [`PostgresStore`] connects.
 #[must_use]
@@ -103,9 +129,11 @@ impl PostgresOptions {
     /// Holds about `capacity` deliveries waiting (pending or leased, at least 1); beyond it a
     /// new delivery is answered 503.
     ///
-    /// The backlog is counted by each insert, in its own snapshot: replicas inserting at the
-    /// same moment can each see room for one more, so the bound holds give or take the inserts
-    /// in flight. A re-delivery is recognised as such even when the backlog is full.
+    /// The backlog is counted once by each batch of inserts, in its own snapshot, and the new
+    /// deliveries of the batch take the room left in their order: batches stored at the same
+    /// moment (by this replica or others) can each see the same room, so the bound holds give
+    /// or take the inserts in flight. A re-delivery is recognised as such even when the
+    /// backlog is full.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
@@ -225,31 +253,112 @@ impl fmt::Debug for PostgresOptions {
 /// and another replica takes the delivery, and the old holder's result is refused
 /// ([`StoreError::LeaseLost`]). Every time the store compares is the server's clock.
 ///
+/// Inserts that arrive together are stored together, by one statement and one commit (group
+/// commit), and each is answered only after that commit; completions, retries and dead letters
+/// are settled a batch per statement too. [`PostgresStore::commit_stats`] counts the insert
+/// statements and the deliveries they held.
+///
 /// The tables live in their own schema (`printone_webhooks` unless
 /// [`PostgresOptions::schema`] says otherwise), created on first use; the schema version is a
-/// row of its `schema_version` table. Cloning is cheap: clones share the pool and the
-/// listening connection, which closes when the last clone is dropped.
+/// row of its `schema_version` table. Cloning is cheap: clones share the pool, the tasks that
+/// run the batches and the listening connection, which stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct PostgresStore {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    pool: Pool,
-    context: Context,
-    described: String,
+    database: Arc<Database>,
+    /// Inserts, stored a batch per statement.
+    inserts: Batcher<StoredDelivery, Inserted>,
+    /// Completions, retries and dead letters, settled a batch per statement.
+    settles: Batcher<Settlement, bool>,
     schema: String,
     notify: Arc<Notify>,
     /// Whether the listening connection listens now.
     listening: watch::Receiver<bool>,
     listener: JoinHandle<()>,
-    connect_timeout: Duration,
-    statement_timeout: Duration,
 }
 
 impl Drop for Shared {
+    /// Stops the listening connection; the batchers stop once their senders, dropped with
+    /// this, are gone.
     fn drop(&mut self) {
         self.listener.abort();
+    }
+}
+
+/// What every statement needs, shared by the store and its batchers' tasks.
+struct Database {
+    pool: Pool,
+    context: Context,
+    described: String,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+    /// Insert statements that committed, and the deliveries they held.
+    insert_batches: AtomicU64,
+    inserted: AtomicU64,
+}
+
+impl Database {
+    /// Runs `work` on a pooled connection, waiting at most what `statements` statements may
+    /// take; a connection whose server did not answer in time is dropped, not given back.
+    async fn run<T>(
+        &self,
+        statements: u32,
+        work: impl AsyncFnOnce(&Object, &Context) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let client = pooled(&self.pool, self.connect_timeout, &self.described).await?;
+        let limit = self.statement_timeout * statements + GRACE;
+        let Ok(answer) = timeout(limit, work(&client, &self.context)).await else {
+            drop(Object::take(client));
+            return Err(StoreError::unavailable(format!(
+                "{}: no answer within {limit:?}",
+                self.described
+            )));
+        };
+        answer.map_err(|error| rows::error(&self.described, &error))
+    }
+
+    /// How long a caller of a batched operation waits for its answer: what one statement on
+    /// a pooled connection may take, as [`Database::run`] bounds it.
+    fn patience(&self) -> Duration {
+        self.connect_timeout + self.statement_timeout + GRACE
+    }
+
+    /// The batcher of inserts: one statement per batch.
+    fn inserts(self: &Arc<Self>) -> Batcher<StoredDelivery, Inserted> {
+        let database = Arc::clone(self);
+        let run: Run<StoredDelivery, Inserted> = Box::new(move |records| {
+            let database = Arc::clone(&database);
+            Box::pin(async move {
+                let inserted = database
+                    .run(1, async |client, context| {
+                        queries::insert(client, context, &records).await
+                    })
+                    .await?;
+                database.insert_batches.fetch_add(1, Relaxed);
+                database.inserted.fetch_add(records.len() as u64, Relaxed);
+                Ok(inserted)
+            })
+        });
+        Batcher::start(run, INSERTS, self.patience(), &self.described)
+    }
+
+    /// The batcher of settled leases: one statement per batch.
+    fn settles(self: &Arc<Self>) -> Batcher<Settlement, bool> {
+        let database = Arc::clone(self);
+        let run: Run<Settlement, bool> = Box::new(move |settlements| {
+            let database = Arc::clone(&database);
+            Box::pin(async move {
+                database
+                    .run(1, async |client, context| {
+                        queries::settle(client, context, &settlements).await
+                    })
+                    .await
+            })
+        });
+        Batcher::start(run, SETTLES, self.patience(), &self.described)
     }
 }
 
@@ -317,17 +426,24 @@ impl PostgresStore {
             capacity: i64::try_from(options.capacity).unwrap_or(i64::MAX),
             dedupe_window: options.dedupe_window,
         };
+        let database = Arc::new(Database {
+            pool,
+            context,
+            described,
+            connect_timeout: options.connect_timeout,
+            statement_timeout: options.statement_timeout,
+            insert_batches: AtomicU64::new(0),
+            inserted: AtomicU64::new(0),
+        });
         Ok(Self {
             shared: Arc::new(Shared {
-                pool,
-                context,
-                described,
+                inserts: database.inserts(),
+                settles: database.settles(),
+                database,
                 schema,
                 notify,
                 listening,
                 listener,
-                connect_timeout: options.connect_timeout,
-                statement_timeout: options.statement_timeout,
             }),
         })
     }
@@ -341,27 +457,27 @@ impl PostgresStore {
     /// The pool of connections this store runs its statements on.
     #[must_use]
     pub fn pool(&self) -> &Pool {
-        &self.shared.pool
+        &self.shared.database.pool
     }
 
-    /// Runs `work` on a pooled connection, waiting at most what `statements` statements may
-    /// take; a connection whose server did not answer in time is dropped, not given back.
+    /// How many insert statements committed, and how many deliveries they held: their ratio
+    /// is the deliveries per commit of group commit.
+    #[must_use]
+    pub fn commit_stats(&self) -> (u64, u64) {
+        let database = &self.shared.database;
+        (
+            database.insert_batches.load(Relaxed),
+            database.inserted.load(Relaxed),
+        )
+    }
+
+    /// Runs `work` as [`Database::run`] does.
     async fn run<T>(
         &self,
         statements: u32,
         work: impl AsyncFnOnce(&Object, &Context) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
-        let shared = &self.shared;
-        let client = pooled(&shared.pool, shared.connect_timeout, &shared.described).await?;
-        let limit = shared.statement_timeout * statements + GRACE;
-        let Ok(answer) = timeout(limit, work(&client, &shared.context)).await else {
-            drop(Object::take(client));
-            return Err(StoreError::unavailable(format!(
-                "{}: no answer within {limit:?}",
-                shared.described
-            )));
-        };
-        answer.map_err(|error| rows::error(&shared.described, &error))
+        self.shared.database.run(statements, work).await
     }
 
     /// Runs one batch after another until a batch comes back short, and adds them up.
@@ -388,12 +504,9 @@ impl PostgresStore {
         attempt: &'a Attempt,
         outcome: Outcome,
     ) -> StoreFuture<'a, ()> {
+        let settlement = Settlement::new(lease, attempt, outcome);
         Box::pin(async move {
-            let current = self
-                .run(1, async |client, context| {
-                    queries::settle(client, context, lease, attempt, outcome).await
-                })
-                .await?;
+            let current = self.shared.settles.submit(settlement).await?;
             if !current {
                 return Err(lost(lease));
             }
@@ -441,10 +554,11 @@ fn lost(lease: &Lease) -> StoreError {
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = &self.shared;
+        let database = &shared.database;
         f.debug_struct("PostgresStore")
-            .field("server", &shared.described)
-            .field("capacity", &shared.context.capacity)
-            .field("dedupe_window", &shared.context.dedupe_window)
+            .field("server", &database.described)
+            .field("capacity", &database.context.capacity)
+            .field("dedupe_window", &database.context.dedupe_window)
             .field("listening", &*shared.listening.borrow())
             .finish_non_exhaustive()
     }
@@ -454,7 +568,7 @@ impl Sealed for PostgresStore {}
 
 impl Store for PostgresStore {
     fn describe(&self) -> String {
-        self.shared.described.clone()
+        self.shared.database.described.clone()
     }
 
     fn is_durable(&self) -> bool {
@@ -462,12 +576,9 @@ impl Store for PostgresStore {
     }
 
     fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
+        let record = StoredDelivery::accepted(delivery);
         Box::pin(async move {
-            let inserted = self
-                .run(1, async |client, context| {
-                    queries::insert(client, context, delivery).await
-                })
-                .await?;
+            let inserted = self.shared.inserts.submit(record).await?;
             if inserted == Inserted::Stored {
                 // The workers of this process at once; the others by the notification.
                 self.wake();
@@ -629,7 +740,7 @@ impl PostgresStore {
     /// lock lives as long as that session, which ends when the [`Exclusive`] is dropped (or
     /// when this process dies and the server notices the closed connection).
     async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
-        let shared = &self.shared;
+        let shared = &*self.shared.database;
         let client = pooled(&shared.pool, shared.connect_timeout, &shared.described).await?;
         let key = format!("{}:{name}", shared.context.sql.schema);
         let taken = timeout(

@@ -1,17 +1,21 @@
 //! What each store operation runs on a pooled connection: one statement each (a transaction
-//! of its own), except a history read and the batches of a purge or replay.
+//! of its own), except a history read and the batches of a purge or replay. Inserts and
+//! settled leases come in batches of several callers' (see `batcher.rs`), each batch one
+//! statement.
 
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use deadpool_postgres::Object;
 use tokio_postgres::{types::ToSql, Error};
 
 use crate::{
-    core::{delivery::Delivery, key::LogicalKey},
+    core::key::LogicalKey,
     store::{
         postgres::{
+            batcher::Weigh,
             rows::{self, micros, micros_until},
-            sql::{ListShape, Statements},
+            sql::{self, ListShape, Statements},
         },
         record::{
             Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, EventCounts, Filter,
@@ -43,50 +47,120 @@ fn batch() -> i64 {
     i64::try_from(MAINTENANCE_BATCH).unwrap_or(i64::MAX)
 }
 
-/// Stores `delivery`; the answer comes once the statement committed.
+impl Weigh for StoredDelivery {
+    /// Its body, and about what its other columns take.
+    fn weight(&self) -> usize {
+        self.body.as_ref().map_or(0, Bytes::len) + 256
+    }
+}
+
+/// Stores a batch of deliveries in one statement: what became of each, in order, once that
+/// statement committed.
 pub(crate) async fn insert(
     client: &Object,
     context: &Context,
-    delivery: &Delivery,
-) -> Result<Inserted, Error> {
-    let record = StoredDelivery::accepted(delivery);
+    records: &[StoredDelivery],
+) -> Result<Vec<Inserted>, Error> {
     let statement = client.prepare_cached(&context.sql.insert).await?;
-    let secret_index = i32::try_from(record.secret_index).unwrap_or(i32::MAX);
-    // `query_one` returns after the server's ReadyForQuery, which follows the commit of this
-    // autocommit statement: the delivery is committed before the sender gets its 200.
-    let row = client
-        .query_one(
+    let column = |take: fn(&StoredDelivery) -> Option<&str>| -> Vec<Option<&str>> {
+        records.iter().map(take).collect()
+    };
+    let ids: Vec<&[u8]> = records.iter().map(|r| r.id.as_bytes().as_slice()).collect();
+    let headers: Vec<i16> = records
+        .iter()
+        .map(|r| rows::header_number(r.signature_header))
+        .collect();
+    let secret_indexes: Vec<i32> = records
+        .iter()
+        .map(|r| i32::try_from(r.secret_index).unwrap_or(i32::MAX))
+        .collect();
+    let received: Vec<SystemTime> = records.iter().map(|r| r.received_at).collect();
+    let bodies: Vec<&[u8]> = records
+        .iter()
+        .map(|r| r.body.as_deref().unwrap_or_default())
+        .collect();
+    // `query` returns after the server's ReadyForQuery, which follows the commit of this
+    // autocommit statement: the batch is committed before any sender gets its 200.
+    let found = client
+        .query(
             &statement,
             &[
-                &record.id.as_bytes().as_slice(),
-                &record.event,
-                &record.data_id,
-                &record.event_header,
-                &rows::header_number(record.signature_header),
-                &secret_index,
-                &record.received_at,
-                &delivery.body().as_ref(),
+                &ids,
+                &column(|r| r.event.as_deref()),
+                &column(|r| r.data_id.as_deref()),
+                &column(|r| r.event_header.as_deref()),
+                &headers,
+                &secret_indexes,
+                &received,
+                &bodies,
+                &column(|r| r.logical_key.as_deref().map(LogicalKey::created_at)),
+                &column(|r| r.recovered_from.as_deref()),
                 &context.capacity,
                 &context.channel,
-                &record.logical_key.as_deref().map(LogicalKey::created_at),
-                &record.recovered_from,
             ],
         )
         .await?;
-    let stored: i64 = row.try_get("stored")?;
-    let known: bool = row.try_get("known")?;
-    let room: bool = row.try_get("room")?;
-    Ok(if stored > 0 {
-        Inserted::Stored
-    } else if known {
-        Inserted::Duplicate
-    } else if room {
-        // Not known when the statement began, yet in conflict: another store inserted the
-        // same id at the same moment.
-        Inserted::Duplicate
+    let mut judged = Vec::with_capacity(found.len());
+    for row in &found {
+        judged.push(Judged {
+            n: row.try_get("n")?,
+            first: row.try_get("first")?,
+            known: row.try_get("known")?,
+            room: row.try_get("room")?,
+            stored: row.try_get("stored")?,
+        });
+    }
+    Ok(answers(records.len(), judged))
+}
+
+/// What the insert statement says of one delivery of a batch (see `sql::INSERT`).
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    /// Its position in the batch, from 1.
+    n: i64,
+    /// The position of the first delivery of the batch with its id or logical key.
+    first: i64,
+    known: bool,
+    room: bool,
+    stored: bool,
+}
+
+/// Each delivery's answer from the rows of the insert statement; none at all when a delivery
+/// has no row (which fails the batch).
+fn answers(count: usize, mut judged: Vec<Judged>) -> Vec<Inserted> {
+    judged.sort_by_key(|row| row.n);
+    let mut answers: Vec<Inserted> = Vec::with_capacity(count);
+    for (row, expected) in judged.iter().zip(1..) {
+        if row.n != expected {
+            return Vec::new();
+        }
+        let earlier = usize::try_from(row.first - 1)
+            .ok()
+            .filter(|_| row.first < row.n)
+            .and_then(|at| answers.get(at).copied());
+        answers.push(if row.stored {
+            Inserted::Stored
+        } else if row.known {
+            Inserted::Duplicate
+        } else if let Some(first) = earlier {
+            // A later delivery of the same id or key: stored only if the first was.
+            match first {
+                Inserted::Full => Inserted::Full,
+                _ => Inserted::Duplicate,
+            }
+        } else if row.room {
+            // Not known when the statement began, yet in conflict: another store inserted the
+            // same id or key at the same moment.
+            Inserted::Duplicate
+        } else {
+            Inserted::Full
+        });
+    }
+    if answers.len() == count {
+        answers
     } else {
-        Inserted::Full
-    })
+        Vec::new()
+    }
 }
 
 pub(crate) async fn claim(
@@ -126,43 +200,83 @@ pub(crate) async fn claim(
     Ok(Claim { claimed, next_due })
 }
 
-/// Settles `lease` with `attempt`: whether it was still the current lease.
+/// A lease to settle, as a settle batch takes it.
+#[derive(Debug)]
+pub(crate) struct Settlement {
+    id: DeliveryId,
+    token: i64,
+    /// The state the delivery ends in.
+    state: i16,
+    /// For a retry, how long from now until it is due, in microseconds.
+    retry_in: Option<i64>,
+    started_at: SystemTime,
+    duration: i64,
+    error: Option<String>,
+}
+
+impl Settlement {
+    /// `lease` settled with `attempt` and `outcome`; a retry's due time is counted from now.
+    pub(crate) fn new(lease: &Lease, attempt: &Attempt, outcome: Outcome) -> Self {
+        let (state, retry_in) = match outcome {
+            Outcome::Done => (sql::DONE, None),
+            Outcome::Retry(at) => (sql::PENDING, Some(micros_until(at))),
+            Outcome::Dead => (sql::DEAD, None),
+        };
+        Self {
+            id: lease.id,
+            token: token(lease),
+            state,
+            retry_in,
+            started_at: attempt.started_at,
+            duration: micros(attempt.duration),
+            error: attempt.error.clone(),
+        }
+    }
+}
+
+impl Weigh for Settlement {
+    fn weight(&self) -> usize {
+        self.error.as_ref().map_or(0, String::len) + 64
+    }
+}
+
+/// Settles a batch of leases in one statement: for each, in order, whether it was still the
+/// current lease.
 pub(crate) async fn settle(
     client: &Object,
     context: &Context,
-    lease: &Lease,
-    attempt: &Attempt,
-    outcome: Outcome,
-) -> Result<bool, Error> {
-    let sql = &context.sql;
-    let text = match outcome {
-        Outcome::Done => &sql.complete,
-        Outcome::Retry(_) => &sql.retry,
-        Outcome::Dead => &sql.dead_letter,
-    };
-    let statement = client.prepare_cached(text).await?;
-    let id = lease.id.as_bytes().as_slice();
-    let token = token(lease);
-    let duration = micros(attempt.duration);
-    let changed = match outcome {
-        Outcome::Retry(at) => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-                &id,
-                &token,
-                &attempt.started_at,
-                &duration,
-                &attempt.error,
-                &micros_until(at),
-            ];
-            client.execute(&statement, &params).await?
+    settlements: &[Settlement],
+) -> Result<Vec<bool>, Error> {
+    let statement = client.prepare_cached(&context.sql.settle).await?;
+    let ids: Vec<&[u8]> = settlements
+        .iter()
+        .map(|s| s.id.as_bytes().as_slice())
+        .collect();
+    let tokens: Vec<i64> = settlements.iter().map(|s| s.token).collect();
+    let states: Vec<i16> = settlements.iter().map(|s| s.state).collect();
+    let retry_in: Vec<Option<i64>> = settlements.iter().map(|s| s.retry_in).collect();
+    let started: Vec<SystemTime> = settlements.iter().map(|s| s.started_at).collect();
+    let durations: Vec<i64> = settlements.iter().map(|s| s.duration).collect();
+    let errors: Vec<Option<&str>> = settlements.iter().map(|s| s.error.as_deref()).collect();
+    let found = client
+        .query(
+            &statement,
+            &[
+                &ids, &tokens, &states, &retry_in, &started, &durations, &errors,
+            ],
+        )
+        .await?;
+    let mut current = vec![false; settlements.len()];
+    for row in found {
+        let n: i64 = row.try_get("n")?;
+        if let Some(slot) = usize::try_from(n - 1)
+            .ok()
+            .and_then(|at| current.get_mut(at))
+        {
+            *slot = true;
         }
-        Outcome::Done | Outcome::Dead => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-                [&id, &token, &attempt.started_at, &duration, &attempt.error];
-            client.execute(&statement, &params).await?
-        }
-    };
-    Ok(changed > 0)
+    }
+    Ok(current)
 }
 
 /// Gives `lease` back: whether it was still the current lease.

@@ -105,43 +105,77 @@ const RECORD_VERSION: &str = "INSERT INTO {schema}.schema_version (version) VALU
 /// Whether the server flushes a commit before it answers (`off` answers first).
 pub(crate) const SYNCHRONOUS_COMMIT: &str = "SELECT current_setting('synchronous_commit')";
 
-/// Stores a delivery unless its id is there or the backlog is at capacity, and wakes the
-/// listening workers when it stored it, in one statement (one autocommit transaction).
+/// Stores a batch of deliveries, each unless it is there already or the backlog is at
+/// capacity, and wakes the listening workers once when it stored any, in one statement (one
+/// autocommit transaction).
 ///
-/// `$1` id, `$2` event, `$3` data id, `$4` event header, `$5` signature header, `$6` secret
-/// index, `$7` received at, `$8` body, `$9` capacity, `$10` the notification channel.
+/// One array per column, a delivery at each position: `$1` ids, `$2` events, `$3` data ids,
+/// `$4` event headers, `$5` signature headers, `$6` secret indexes, `$7` received at, `$8`
+/// bodies, `$9` the logical keys' creation times, `$10` the logs recovered from; `$11` the
+/// capacity, `$12` the notification channel.
 ///
-/// The backlog is counted (up to the capacity) in the statement's snapshot, so inserts that
-/// run at the same moment can each see room for one more: the capacity is a bound give or take
-/// the inserts in flight. `known` is also read in that snapshot: whether the id was stored
-/// before this statement began. `woken` is read so that the notification is sent (the
-/// notification goes out with the commit).
+/// One row per delivery (`n`, its position from 1), with `known`, `first`, `room` and `stored`:
+/// - `known`: its id or its logical key was stored before this statement began (read in its
+///   snapshot);
+/// - `first`: the position of the first delivery of the batch with the same id or logical key
+///   (its own when there is none before it); only a first one is inserted, and a later one's
+///   answer follows the first's;
+/// - `room`: a first delivery not known, for which the backlog left room: the backlog is
+///   counted once (up to the capacity) in the statement's snapshot, and the new deliveries of
+///   the batch take the room in their order. Statements that run at the same moment can each
+///   see the same room: the capacity is a bound give or take the deliveries in flight;
+/// - `stored`: it was inserted. With room yet not stored: another statement stored the same id
+///   or key at the same moment.
+///
+/// The deliveries are inserted in the order of their ids, so that two batches holding the same
+/// ids wait for each other instead of deadlocking. `woken` is read so that the notification is
+/// sent (it goes out with the commit).
 const INSERT: &str = "WITH waiting AS (
         SELECT count(*) AS backlog FROM (
-            SELECT 1 FROM {schema}.deliveries WHERE state IN (0, 1) LIMIT $9::bigint
+            SELECT 1 FROM {schema}.deliveries WHERE state IN (0, 1) LIMIT $11::bigint
         ) AS held
+    ), batch AS (
+        SELECT b.*, least(
+                min(b.n) OVER (PARTITION BY b.id),
+                CASE WHEN b.key_created IS NOT NULL THEN min(b.n) OVER (
+                    PARTITION BY b.key_created, b.event, b.data_id) END
+            ) AS first
+        FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::smallint[],
+                $6::integer[], $7::timestamptz[], $8::bytea[], $9::text[], $10::text[])
+            WITH ORDINALITY AS b (id, event, data_id, event_header, signature_header,
+                secret_index, received_at, body, key_created, recovered_from, n)
+    ), judged AS (
+        SELECT batch.*, (
+            EXISTS (SELECT 1 FROM {schema}.deliveries AS d WHERE d.id = batch.id)
+            OR (batch.key_created IS NOT NULL AND EXISTS (
+                SELECT 1 FROM {schema}.deliveries AS d
+                WHERE d.key_created = batch.key_created AND d.event = batch.event
+                  AND d.data_id = batch.data_id))
+        ) AS known
+        FROM batch
+    ), placed AS (
+        SELECT judged.*,
+            (NOT known AND first = n) AND row_number() OVER (
+                PARTITION BY NOT known AND first = n ORDER BY n
+            ) <= $11::bigint - (SELECT backlog FROM waiting) AS room
+        FROM judged
     ), stored AS (
         INSERT INTO {schema}.deliveries
             (id, state, event, data_id, event_header, signature_header, secret_index,
              received_at, due_at, body, key_created, recovered_from)
-        SELECT $1::bytea, 0, $2::text, $3::text, $4::text, $5::smallint, $6::integer,
-            $7::timestamptz, now(), $8::bytea, $11::text, $12::text
-        WHERE (SELECT backlog FROM waiting) < $9::bigint
+        SELECT id, 0, event, data_id, event_header, signature_header, secret_index,
+            received_at, now(), body, key_created, recovered_from
+        FROM placed WHERE room
+        ORDER BY id
         ON CONFLICT DO NOTHING
-        RETURNING seq
+        RETURNING id
     ), woken AS (
-        SELECT pg_notify($10::text, '') FROM stored
+        SELECT pg_notify($12::text, '') FROM (SELECT 1 FROM stored LIMIT 1) AS one
     )
-    SELECT
-        (SELECT count(*) FROM stored) AS stored,
-        (SELECT count(*) FROM woken) AS woken,
-        EXISTS (
-            SELECT 1 FROM {schema}.deliveries
-            WHERE id = $1::bytea
-               OR ($11::text IS NOT NULL AND key_created = $11::text AND event = $2::text
-                   AND data_id = $3::text)
-        ) AS known,
-        (SELECT backlog FROM waiting) < $9::bigint AS room";
+    SELECT placed.n, placed.known, placed.first, placed.room,
+        placed.room AND placed.id IN (SELECT id FROM stored) AS stored,
+        (SELECT count(*) FROM woken) AS woken
+    FROM placed";
 
 /// Claims up to `$1` due deliveries (pending and due, or leased with an expired lease), each
 /// with a lease of `$2` microseconds, a new token and one more attempt. Rows another store is
@@ -175,38 +209,35 @@ const CLAIM: &str = "WITH due AS (
         claimed.*
     FROM (SELECT 1) AS one LEFT JOIN claimed ON true";
 
-/// Settles a lease: `$1` id, `$2` token; the attempt `$3` started at, `$4` microseconds,
-/// `$5` error. Each updates the delivery only while `$2` is its current lease, and records the
-/// attempt in the same statement: one row affected, or none when the lease was lost.
-const COMPLETE: &str = "WITH settled AS (
-        UPDATE {schema}.deliveries
-        SET state = 2, body = NULL, due_at = NULL, last_error = NULL, finished_at = now()
-        WHERE id = $1::bytea AND token = $2::bigint AND state = 1
-        RETURNING seq
+/// Settles a batch of leases, each only while it is the delivery's current lease, and records
+/// their attempts, in one statement: one row (`n`, the position from 1) for each lease that was
+/// current, none for one that was lost.
+///
+/// One array per column, a lease at each position: `$1` ids, `$2` tokens, `$3` the state it
+/// ends in (pending for a retry, handled, dead letter), `$4` for a retry the microseconds from
+/// now until it is due, `$5` when the attempt started, `$6` its microseconds, `$7` its error.
+/// A handled delivery drops its body and error; a dead letter keeps its body, the error as its
+/// reason.
+const SETTLE: &str = "WITH lease AS (
+        SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::smallint[], $4::bigint[],
+                $5::timestamptz[], $6::bigint[], $7::text[])
+            WITH ORDINALITY AS l (id, token, state, retry_us, started_at, duration_us, error, n)
+    ), settled AS (
+        UPDATE {schema}.deliveries AS d
+        SET state = lease.state,
+            body = CASE WHEN lease.state = 2 THEN NULL ELSE d.body END,
+            due_at = CASE WHEN lease.state = 0
+                THEN now() + lease.retry_us * interval '1 microsecond' END,
+            last_error = CASE WHEN lease.state = 2 THEN NULL ELSE lease.error END,
+            finished_at = CASE WHEN lease.state = 0 THEN d.finished_at ELSE now() END
+        FROM lease
+        WHERE d.id = lease.id AND d.token = lease.token AND d.state = 1
+        RETURNING d.seq, lease.n, lease.started_at, lease.duration_us, lease.error
+    ), recorded AS (
+        INSERT INTO {schema}.attempts (delivery_seq, started_at, duration_us, error)
+        SELECT seq, started_at, duration_us, error FROM settled ORDER BY n
     )
-    INSERT INTO {schema}.attempts (delivery_seq, started_at, duration_us, error)
-    SELECT seq, $3::timestamptz, $4::bigint, $5::text FROM settled";
-
-/// As [`COMPLETE`], due again `$6` microseconds from now.
-const RETRY: &str = "WITH settled AS (
-        UPDATE {schema}.deliveries
-        SET state = 0, due_at = now() + $6::bigint * interval '1 microsecond',
-            last_error = $5::text
-        WHERE id = $1::bytea AND token = $2::bigint AND state = 1
-        RETURNING seq
-    )
-    INSERT INTO {schema}.attempts (delivery_seq, started_at, duration_us, error)
-    SELECT seq, $3::timestamptz, $4::bigint, $5::text FROM settled";
-
-/// As [`COMPLETE`], a dead letter with its body and the error as its reason.
-const DEAD_LETTER: &str = "WITH settled AS (
-        UPDATE {schema}.deliveries
-        SET state = 3, due_at = NULL, last_error = $5::text, finished_at = now()
-        WHERE id = $1::bytea AND token = $2::bigint AND state = 1
-        RETURNING seq
-    )
-    INSERT INTO {schema}.attempts (delivery_seq, started_at, duration_us, error)
-    SELECT seq, $3::timestamptz, $4::bigint, $5::text FROM settled";
+    SELECT n FROM settled";
 
 /// Gives a lease back (`$1` id, `$2` token), due again now without counting the attempt, and
 /// wakes the listening workers (`$3` channel): one row when it was the current lease.
@@ -352,9 +383,7 @@ pub(crate) struct Statements {
     pub(crate) migrations: Vec<String>,
     pub(crate) insert: String,
     pub(crate) claim: String,
-    pub(crate) complete: String,
-    pub(crate) retry: String,
-    pub(crate) dead_letter: String,
+    pub(crate) settle: String,
     pub(crate) release: String,
     pub(crate) replay: String,
     pub(crate) replay_dead: String,
@@ -388,9 +417,7 @@ impl Statements {
             migrations: MIGRATIONS.iter().map(|m| qualify(m)).collect(),
             insert: qualify(INSERT),
             claim: qualify(CLAIM),
-            complete: qualify(COMPLETE),
-            retry: qualify(RETRY),
-            dead_letter: qualify(DEAD_LETTER),
+            settle: qualify(SETTLE),
             release: qualify(RELEASE),
             replay: qualify(REPLAY),
             replay_dead: qualify(REPLAY_DEAD),

@@ -617,3 +617,163 @@ async fn a_worker_handles_what_another_replica_stored_without_waiting_for_its_po
     assert_eq!((report.handled, report.left), (1, 0));
     assert_eq!(b.counts().await.unwrap().done, 1);
 }
+
+/// Runs every future of `futures` at once, from this task: in a test's runtime they all queue
+/// their work before the store's batcher takes any, so they land in one batch.
+async fn all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    futures_util::future::join_all(futures).await
+}
+
+#[tokio::test]
+async fn inserts_queued_together_are_one_statement_and_repeats_in_it_are_duplicates() {
+    let Some(test) = store(100, LONG).await else {
+        return;
+    };
+    let store = &test.store;
+    let mut offered: Vec<Delivery> = (0..20).map(|n| delivery(n, "e")).collect();
+    // The same body twice, and the same event (logical key) in another body.
+    offered.push(delivery(3, "e"));
+    offered.push(conformance::recovered(5, "e", "log_5"));
+    offered.push(delivery(7, "e"));
+    let before = store.commit_stats();
+    let answers = all(offered.iter().map(|d| store.insert(d))).await;
+    let answers: Vec<Inserted> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers[..20], [Inserted::Stored; 20]);
+    assert_eq!(answers[20..], [Inserted::Duplicate; 3]);
+    let after = store.commit_stats();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 23),
+        "one statement"
+    );
+    assert_eq!(store.counts().await.unwrap().pending, 20);
+    let again = all(offered.iter().take(4).map(|d| store.insert(d))).await;
+    assert!(
+        again.iter().all(|a| matches!(a, Ok(Inserted::Duplicate))),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_past_the_capacity_stores_what_fits_and_refuses_only_new_deliveries() {
+    use Inserted::{Duplicate, Full, Stored};
+    let Some(test) = store(5, LONG).await else {
+        return;
+    };
+    let store = &test.store;
+    assert_eq!(
+        store.insert(&delivery(0, "e")).await.unwrap(),
+        Inserted::Stored
+    );
+    let mut offered: Vec<Delivery> = (1..=8).map(|n| delivery(n, "e")).collect();
+    offered.extend([delivery(0, "e"), delivery(2, "e"), delivery(7, "e")]);
+    let answers: Vec<Inserted> = all(offered.iter().map(|d| store.insert(d)))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        answers,
+        [Stored, Stored, Stored, Stored, Full, Full, Full, Full, Duplicate, Duplicate, Full],
+        "room for four; a repeat of a refused delivery is refused too"
+    );
+    assert_eq!(store.counts().await.unwrap().pending, 5);
+}
+
+#[tokio::test]
+async fn a_batch_whose_statement_fails_answers_every_caller_with_the_error() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let store = schema
+        .options()
+        .statement_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let mut locker = raw(&url).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute(&format!(
+        "LOCK TABLE {}.deliveries IN ACCESS EXCLUSIVE MODE",
+        schema.quoted()
+    ))
+    .await
+    .unwrap();
+    let offered: Vec<Delivery> = (0..10).map(|n| delivery(n, "e")).collect();
+    for answer in all(offered.iter().map(|d| store.insert(d))).await {
+        assert!(matches!(answer, Err(StoreError::Busy(_))), "{answer:?}");
+    }
+    assert_eq!(store.commit_stats(), (0, 0), "nothing committed");
+    lock.rollback().await.unwrap();
+    for answer in all(offered.iter().map(|d| store.insert(d))).await {
+        assert_eq!(answer.unwrap(), Inserted::Stored);
+    }
+}
+
+#[tokio::test]
+async fn settling_many_leases_at_once_loses_only_the_one_with_a_stale_token() {
+    let Some(test) = store(100, LONG).await else {
+        return;
+    };
+    let store = &test.store;
+    for n in 0..10 {
+        store.insert(&delivery(n, "e")).await.unwrap();
+    }
+    let claimed = store.claim(10, LONG).await.unwrap().claimed;
+    let mut leases: Vec<Lease> = claimed.iter().map(|c| c.lease).collect();
+    leases[4].token -= 1;
+    let (done, failed) = (attempt(None), attempt(Some("no")));
+    let answers = all(leases.iter().enumerate().map(|(n, lease)| match n {
+        0 => store.retry(lease, &failed, SystemTime::now()),
+        1 => store.dead_letter(lease, &failed),
+        _ => store.complete(lease, &done),
+    }))
+    .await;
+    for (n, answer) in answers.iter().enumerate() {
+        if n == 4 {
+            assert!(
+                matches!(answer, Err(StoreError::LeaseLost(_))),
+                "{answer:?}"
+            );
+        } else {
+            assert!(answer.is_ok(), "{n}: {answer:?}");
+        }
+    }
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.leased, counts.done, counts.dead),
+        (1, 1, 7, 1)
+    );
+    let retried = store.get(&leases[0].id).await.unwrap().unwrap();
+    assert_eq!(retried.last_error.as_deref(), Some("no"));
+    assert!(retried.body.is_some() && retried.next_attempt_at.is_some());
+    let dead = store.get(&leases[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        (dead.last_error.as_deref(), dead.body.is_some()),
+        (Some("no"), true)
+    );
+    let handled = store.get(&leases[2].id).await.unwrap().unwrap();
+    assert_eq!((handled.body, handled.history.len()), (None, 1));
+    let lost = store.get(&leases[4].id).await.unwrap().unwrap();
+    assert!(lost.history.is_empty(), "a lost lease records no attempt");
+}
+
+#[tokio::test]
+async fn dropping_the_last_clone_stops_the_batchers() {
+    let Some(test) = store(100, LONG).await else {
+        return;
+    };
+    let clone = test.store.clone();
+    clone.insert(&delivery(1, "e")).await.unwrap();
+    let database = Arc::downgrade(&clone.shared.database);
+    drop(clone);
+    assert!(database.upgrade().is_some(), "a clone is left");
+    drop(test);
+    let began = Instant::now();
+    while database.upgrade().is_some() {
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "the batchers still run"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
