@@ -127,8 +127,9 @@ pub(crate) const SYNCHRONOUS_COMMIT: &str = "SELECT current_setting('synchronous
 /// - `stored`: it was inserted. With room yet not stored: another statement stored the same id
 ///   or key at the same moment.
 ///
-/// The deliveries are inserted in the order of their ids, so that two batches holding the same
-/// ids wait for each other instead of deadlocking. `woken` is read so that the notification is
+/// `judged` is materialized so that each delivery is looked up once. The deliveries are
+/// inserted in the order of their ids, so that two batches holding the same ids wait for each
+/// other instead of deadlocking. `woken` is read so that the notification is
 /// sent (it goes out with the commit).
 const INSERT: &str = "WITH waiting AS (
         SELECT count(*) AS backlog FROM (
@@ -144,7 +145,7 @@ const INSERT: &str = "WITH waiting AS (
                 $6::integer[], $7::timestamptz[], $8::bytea[], $9::text[], $10::text[])
             WITH ORDINALITY AS b (id, event, data_id, event_header, signature_header,
                 secret_index, received_at, body, key_created, recovered_from, n)
-    ), judged AS (
+    ), judged AS MATERIALIZED (
         SELECT batch.*, (
             EXISTS (SELECT 1 FROM {schema}.deliveries AS d WHERE d.id = batch.id)
             OR (batch.key_created IS NOT NULL AND EXISTS (
