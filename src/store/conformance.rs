@@ -567,6 +567,91 @@ pub(crate) async fn counts_per_event_follow_every_state(store: &dyn Store) {
     assert_eq!((b.pending, b.leased, b.done, b.dead), (1, 1, 1, 0));
 }
 
+/// The hand-off of a store that claims deliveries as it stores them; every backend that has
+/// one runs [`handoff_suite!`].
+fn handoff(store: &dyn Store) -> &crate::store::handoff::Handoff {
+    store
+        .handoff()
+        .expect("a backend in the hand-off suite has a hand-off")
+}
+
+pub(crate) async fn a_delivery_stored_for_an_attached_worker_is_handed_over_leased(
+    store: &dyn Store,
+) {
+    let handoff = handoff(store);
+    let _ticket = handoff.attach(2, LONG).expect("no other worker");
+    assert_eq!(insert(store, 1, "a").await, Inserted::Stored);
+    let mut handed = handoff.take();
+    assert_eq!(handed.len(), 1, "handed over once its write returned");
+    let claimed = handed.remove(0);
+    assert_eq!(claimed.attempt, 1);
+    assert_eq!(claimed.delivery.body(), delivery(1, "a").body());
+    let stored = store.get(&claimed.lease.id).await.unwrap().expect("stored");
+    assert_eq!(stored.state, DeliveryState::Leased);
+    assert_eq!(stored.attempts, 1);
+    assert!(
+        store.claim(10, LONG).await.unwrap().claimed.is_empty(),
+        "claimed once"
+    );
+    assert_eq!(store.counts().await.unwrap().leased, 1);
+    store
+        .complete(&claimed.lease, &attempt(None))
+        .await
+        .expect("the lease handed over is the current one");
+    let done = store.get(&claimed.lease.id).await.unwrap().expect("kept");
+    assert_eq!(done.state, DeliveryState::Done);
+    assert_eq!(
+        handoff.free(),
+        1,
+        "the slot stays taken until the worker gives it back"
+    );
+}
+
+pub(crate) async fn a_worker_without_a_free_slot_finds_the_delivery_pending(store: &dyn Store) {
+    let handoff = handoff(store);
+    let _ticket = handoff.attach(1, LONG).expect("no other worker");
+    assert_eq!(insert(store, 1, "a").await, Inserted::Stored);
+    assert_eq!(insert(store, 2, "a").await, Inserted::Stored);
+    let handed = handoff.take();
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].delivery.body(), delivery(1, "a").body());
+    let claimed = claim_one(store).await;
+    assert_eq!(claimed.delivery.body(), delivery(2, "a").body());
+    assert_eq!(claimed.attempt, 1);
+    handoff.release_slots(1);
+    assert_eq!(insert(store, 1, "a").await, Inserted::Duplicate);
+    assert_eq!(handoff.free(), 1, "a re-delivery takes no slot");
+    assert!(handoff.take().is_empty());
+}
+
+pub(crate) async fn a_handed_over_delivery_whose_lease_expired_is_claimed_again(store: &dyn Store) {
+    let handoff = handoff(store);
+    let _ticket = handoff
+        .attach(1, Duration::from_millis(50))
+        .expect("no other worker");
+    assert_eq!(insert(store, 1, "a").await, Inserted::Stored);
+    let first = handoff.take().pop().expect("handed over");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let again = claim_one(store).await;
+    assert_eq!(again.attempt, 2);
+    let stale = store.complete(&first.lease, &attempt(None)).await;
+    assert!(matches!(stale, Err(StoreError::LeaseLost(_))), "{stale:?}");
+    store
+        .complete(&again.lease, &attempt(None))
+        .await
+        .expect("current");
+}
+
+pub(crate) async fn a_detached_worker_is_handed_nothing(store: &dyn Store) {
+    let handoff = handoff(store);
+    let ticket = handoff.attach(4, LONG).expect("no other worker");
+    assert!(handoff.detach(ticket).is_empty());
+    assert_eq!(insert(store, 1, "a").await, Inserted::Stored);
+    assert!(handoff.take().is_empty());
+    let claimed = claim_one(store).await;
+    assert_eq!(claimed.attempt, 1);
+}
+
 /// Generates one `#[tokio::test]` per case for a backend opened by `$open(capacity, window)`.
 macro_rules! suite {
     ($open:ident) => {
@@ -598,23 +683,41 @@ macro_rules! suite {
     };
     (@cases $open:ident; $($case:ident,)*) => {
         mod conformance_suite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let Some(store) = super::$open(4, std::time::Duration::from_millis(200)).await
-                    else {
-                        return;
-                    };
-                    $crate::store::conformance::$case(
-                        $crate::store::conformance::AsStore::as_store(&store),
-                    )
-                    .await;
-                }
-            )*
+            $crate::store::conformance::suite!(@tests $open; $($case,)*);
         }
+    };
+    (@tests $open:ident; $($case:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(store) = super::$open(4, std::time::Duration::from_millis(200)).await
+                else {
+                    return;
+                };
+                $crate::store::conformance::$case(
+                    $crate::store::conformance::AsStore::as_store(&store),
+                )
+                .await;
+            }
+        )*
     };
 }
 pub(crate) use suite;
+
+/// The cases of a backend that claims deliveries for its process's worker as it stores them.
+macro_rules! handoff_suite {
+    ($open:ident) => {
+        mod handoff_suite {
+            $crate::store::conformance::suite!(@tests $open;
+                a_delivery_stored_for_an_attached_worker_is_handed_over_leased,
+                a_worker_without_a_free_slot_finds_the_delivery_pending,
+                a_handed_over_delivery_whose_lease_expired_is_claimed_again,
+                a_detached_worker_is_handed_nothing,
+            );
+        }
+    };
+}
+pub(crate) use handoff_suite;
 
 /// What the suite runs against: a store, or a guard that holds one (a temporary file, a
 /// schema of its own) and cleans up after it.

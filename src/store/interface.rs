@@ -25,7 +25,15 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub type ChangedFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 mod sealed {
-    pub trait Sealed {}
+    /// Keeps [`Store`](super::Store) to the crate's backends, and holds what only the crate
+    /// calls.
+    pub trait Sealed {
+        /// Where a store that claims deliveries for this process's worker as it stores them
+        /// passes them on; `None` for one that does not.
+        fn handoff(&self) -> Option<&crate::store::handoff::Handoff> {
+            None
+        }
+    }
 }
 pub(crate) use sealed::Sealed;
 

@@ -14,6 +14,7 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
+        handoff::Handoff,
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, EventCounts, Filter,
@@ -50,6 +51,8 @@ struct Shared {
     remembered: usize,
     /// The names of the [`Exclusive`] locks held now.
     locks: Arc<Mutex<HashSet<String>>>,
+    /// Claims for this process's worker as deliveries are stored.
+    handoff: Handoff,
 }
 
 #[derive(Default)]
@@ -125,6 +128,7 @@ impl MemoryStore {
                 window,
                 remembered: remembered.max(1),
                 locks: Arc::default(),
+                handoff: Handoff::default(),
             }),
         }
     }
@@ -177,10 +181,21 @@ impl MemoryStore {
             key: digest,
         };
         state.entries.insert(id, entry);
-        state.ready.push_back(id);
         state.counts.pending += 1;
+        let handoff = &self.shared.handoff;
+        let reserved = handoff.reserve();
+        let handed = reserved.and_then(|lease| state.lease(id, SystemTime::now(), lease));
+        if handed.is_none() {
+            state.ready.push_back(id);
+        }
         drop(state);
-        self.shared.notify.notify_one();
+        match handed {
+            Some(claimed) => handoff.deliver([claimed]),
+            None => {
+                handoff.cancel(usize::from(reserved.is_some()));
+                self.shared.notify.notify_one();
+            }
+        }
         Inserted::Stored
     }
 
@@ -512,7 +527,11 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-impl Sealed for MemoryStore {}
+impl Sealed for MemoryStore {
+    fn handoff(&self) -> Option<&Handoff> {
+        Some(&self.shared.handoff)
+    }
+}
 
 impl Store for MemoryStore {
     fn describe(&self) -> String {
@@ -676,6 +695,7 @@ mod tests {
     }
 
     crate::store::conformance::suite!(store);
+    crate::store::conformance::handoff_suite!(store);
 
     #[tokio::test]
     async fn forgets_the_oldest_handled_ids_beyond_its_limit() {

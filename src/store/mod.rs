@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 pub(crate) mod error;
+pub(crate) mod handoff;
 pub(crate) mod interface;
 pub(crate) mod memory;
 pub(crate) mod open;

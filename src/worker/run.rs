@@ -16,7 +16,10 @@ use tokio::{
 use tracing::Instrument as _;
 
 use crate::{
-    store::{Claimed, DeliveryState, Filter, Lease, SharedStore, StoreError, MAINTENANCE_BATCH},
+    store::{
+        handoff::Handoff, Claimed, DeliveryState, Filter, Lease, SharedStore, StoreError,
+        MAINTENANCE_BATCH,
+    },
     worker::{
         attempt,
         handler::Handler,
@@ -171,7 +174,8 @@ impl std::fmt::Debug for Worker {
 /// A running worker's state.
 struct Run {
     worker: Worker,
-    running: JoinSet<()>,
+    /// Each attempt's task ends with whether it made its delivery due again (a retry).
+    running: JoinSet<bool>,
     /// The lease each running attempt holds, to give it back if the attempt is cut short.
     holding: HashMap<Id, Lease>,
     tally: Arc<Tally>,
@@ -182,6 +186,23 @@ struct Run {
     deadline: Option<Instant>,
     /// Set while the store fails: when to ask it again.
     store_retry: Option<Instant>,
+    /// Whether the store may hold due deliveries this worker was not handed: set at start, by
+    /// a wake-up from the store and by every timer; cleared by a claim that found fewer than
+    /// it asked for.
+    look: bool,
+    /// The store's hand-off this worker is attached to, by its ticket; `None` when the store
+    /// has none, or another worker of this process holds it.
+    attached: Option<u64>,
+    /// The worker's slots when it is not attached to the store's hand-off.
+    own: Handoff,
+}
+
+/// The slots of a worker: the store's hand-off when it attached there, else its own.
+fn slots<'a>(store: &'a SharedStore, own: &'a Handoff, attached: Option<u64>) -> &'a Handoff {
+    match store.handoff() {
+        Some(handoff) if attached.is_some() => handoff,
+        _ => own,
+    }
 }
 
 impl Run {
@@ -193,6 +214,13 @@ impl Run {
             metrics: worker.metrics.clone(),
             tally: Arc::clone(&tally),
         };
+        let (concurrency, lease) = (worker.concurrency, worker.lease);
+        let attached = worker
+            .store
+            .handoff()
+            .and_then(|handoff| handoff.attach(concurrency, lease));
+        let own = Handoff::default();
+        let _ = own.attach(concurrency, lease);
         Self {
             worker,
             running: JoinSet::new(),
@@ -202,11 +230,25 @@ impl Run {
             next_due: None,
             deadline: None,
             store_retry: None,
+            look: true,
+            attached,
+            own,
         }
     }
 
+    fn slots(&self) -> &Handoff {
+        slots(&self.worker.store, &self.own, self.attached)
+    }
+
     fn free(&self) -> usize {
-        self.worker.concurrency.saturating_sub(self.running.len())
+        self.slots().free()
+    }
+
+    /// Starts what the store claimed for this worker as it stored it.
+    fn take_handed(&mut self) {
+        for claimed in self.slots().take() {
+            self.start(claimed);
+        }
     }
 
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) -> WorkerReport {
@@ -214,6 +256,7 @@ impl Run {
         let mut count = tokio::time::interval(COUNT_EVERY);
         count.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.take_handed();
             self.claim().await;
             if self.drained() {
                 return self.finish().await;
@@ -221,6 +264,8 @@ impl Run {
             let wait = self.wait();
             let deadline = self.deadline;
             let claimable = self.free() > 0 && self.store_retry.is_none();
+            let attached = self.attached.is_some();
+            let handed = slots(&self.worker.store, &self.own, self.attached);
             tokio::select! {
                 Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
                     self.joined(joined).await;
@@ -232,9 +277,11 @@ impl Run {
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     return self.give_up().await;
                 }
-                () = self.worker.store.changed(), if claimable => {}
+                () = handed.ready(), if attached => {}
+                () = self.worker.store.changed(), if claimable => self.look = true,
                 () = sleep(wait) => {
                     self.store_retry = None;
+                    self.look = true;
                 }
                 _ = maintain.tick() => self.maintain().await,
                 _ = count.tick() => self.read_counts().await,
@@ -247,17 +294,28 @@ impl Run {
     async fn claim(&mut self) {
         let free = self.free();
         let batch = (self.worker.concurrency / 4).max(1);
-        if free == 0 || self.store_retry.is_some() || (free < batch && !self.running.is_empty()) {
+        if !self.look
+            || free == 0
+            || self.store_retry.is_some()
+            || (free < batch && !self.running.is_empty())
+        {
             return;
         }
-        match self.worker.store.claim(free, self.worker.lease).await {
+        let taken = self.slots().take_slots(free);
+        match self.worker.store.claim(taken, self.worker.lease).await {
             Ok(claim) => {
                 self.next_due = claim.next_due;
+                let found = claim.claimed.len();
+                self.slots().release_slots(taken.saturating_sub(found));
+                self.look = found >= taken;
                 for claimed in claim.claimed {
                     self.start(claimed);
                 }
             }
-            Err(error) => self.store_failed("claim", &error),
+            Err(error) => {
+                self.slots().release_slots(taken);
+                self.store_failed("claim", &error);
+            }
         }
     }
 
@@ -273,7 +331,7 @@ impl Run {
         let settler = self.settler.clone();
         let task = async move {
             let finished = attempt::run(claimed, attempt).await;
-            settler.settle(finished).await;
+            settler.settle(finished).await
         };
         let task = self.running.spawn(task.instrument(span));
         self.holding.insert(task.id(), lease);
@@ -304,10 +362,12 @@ impl Run {
 
     /// Forgets a finished task; one that was cut short (or panicked outside its handler) gives
     /// its delivery back.
-    async fn joined(&mut self, joined: Result<(Id, ()), JoinError>) {
+    async fn joined(&mut self, joined: Result<(Id, bool), JoinError>) {
+        self.slots().release_slots(1);
         match joined {
-            Ok((id, ())) => {
+            Ok((id, retried)) => {
                 self.holding.remove(&id);
+                self.look |= retried;
             }
             Err(error) => {
                 if error.is_panic() {
@@ -315,6 +375,7 @@ impl Run {
                 }
                 if let Some(lease) = self.holding.remove(&error.id()) {
                     self.release(&lease).await;
+                    self.look = true;
                 }
             }
         }
@@ -380,7 +441,8 @@ impl Run {
         }
     }
 
-    async fn finish(self) -> WorkerReport {
+    async fn finish(mut self) -> WorkerReport {
+        self.detach().await;
         let left = self.leftovers().await;
         let report = self.tally.report(left);
         tracing::info!(
@@ -391,6 +453,19 @@ impl Run {
             "worker stopped"
         );
         report
+    }
+
+    /// Stops taking deliveries claimed at insert, and gives back those not started.
+    async fn detach(&mut self) {
+        let Some(ticket) = self.attached.take() else {
+            return;
+        };
+        let Some(handoff) = self.worker.store.handoff() else {
+            return;
+        };
+        for claimed in handoff.detach(ticket) {
+            self.release(&claimed.lease).await;
+        }
     }
 
     /// Counts what is still waiting; with a store that keeps nothing, logs each as lost.
@@ -454,6 +529,16 @@ impl Run {
             }
         }
         self.read_counts().await;
+    }
+}
+
+impl Drop for Run {
+    /// A worker that ended without its shutdown (its task was dropped) is detached too; what
+    /// was claimed for it waits for its lease to expire.
+    fn drop(&mut self) {
+        if let (Some(ticket), Some(handoff)) = (self.attached, self.worker.store.handoff()) {
+            drop(handoff.detach(ticket));
+        }
     }
 }
 

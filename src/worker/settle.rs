@@ -19,22 +19,27 @@ pub(crate) struct Settler {
 
 impl Settler {
     /// Done, a retry after its backoff, or a dead letter; a store failure is logged (the
-    /// delivery stays leased and is tried again when its lease expires).
-    pub(crate) async fn settle(&self, finished: Finished) {
-        let settled = match &finished.result {
-            Ok(()) => self.handled(&finished).await,
+    /// delivery stays leased and is tried again when its lease expires). Returns whether the
+    /// delivery is due again (a retry was recorded).
+    pub(crate) async fn settle(&self, finished: Finished) -> bool {
+        let (settled, retried) = match &finished.result {
+            Ok(()) => (self.handled(&finished).await, false),
             Err(failure) => {
                 self.metrics.failed(finished.duration);
                 self.tally.failed(failure);
                 if failure.is_permanent() || finished.claimed.attempt >= self.retry.max_attempts() {
-                    self.dead_letter(&finished).await
+                    (self.dead_letter(&finished).await, false)
                 } else {
-                    self.retry(&finished).await
+                    (self.retry(&finished).await, true)
                 }
             }
         };
-        if let Err(error) = settled {
-            settle_failed(&finished, &error);
+        match settled {
+            Ok(()) => retried,
+            Err(error) => {
+                settle_failed(&finished, &error);
+                false
+            }
         }
     }
 

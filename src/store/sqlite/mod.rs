@@ -24,6 +24,7 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
+        handoff::Handoff,
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Counts, DeliveryId, DeliveryState, EventCounts, Filter, Inserted,
@@ -150,6 +151,8 @@ struct Shared {
     dedupe_window: Duration,
     busy_timeout: Duration,
     page_size: u64,
+    /// Claims for this process's worker as deliveries are stored.
+    handoff: Arc<Handoff>,
 }
 
 impl SqliteStore {
@@ -189,6 +192,7 @@ impl SqliteStore {
         writer::recover(&connection, &owners).map_err(failed)?;
         let notify = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
+        let handoff = Arc::new(Handoff::default());
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
             connection,
@@ -199,6 +203,7 @@ impl SqliteStore {
             notify: Arc::clone(&notify),
             stats: Arc::clone(&stats),
             owners,
+            handoff: Arc::clone(&handoff),
         };
         let writer = std::thread::Builder::new()
             .name("printone-sqlite-writer".into())
@@ -217,6 +222,7 @@ impl SqliteStore {
                 dedupe_window: options.dedupe_window,
                 busy_timeout: options.busy_timeout,
                 page_size,
+                handoff,
             }),
         })
     }
@@ -431,7 +437,11 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-impl Sealed for SqliteStore {}
+impl Sealed for SqliteStore {
+    fn handoff(&self) -> Option<&Handoff> {
+        Some(&self.shared.handoff)
+    }
+}
 
 impl Store for SqliteStore {
     fn describe(&self) -> String {

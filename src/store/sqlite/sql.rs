@@ -72,11 +72,14 @@ pub(crate) const LEASED: i64 = 1;
 pub(crate) const DONE: i64 = 2;
 pub(crate) const DEAD: i64 = 3;
 
-/// Stores a delivery unless its id or its logical key is stored.
+/// Stores a delivery unless its id or its logical key is stored: pending and due at once, or,
+/// with a lease's expiry `?11` and its owner `?12`, claimed for this process's worker (its
+/// first attempt, token 1).
 pub(crate) const INSERT: &str = "INSERT INTO deliveries
     (id, state, event, data_id, event_header, signature_header, secret_index, received_at,
-     due_at, body, key_created, recovered_from)
-    VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)
+     due_at, body, key_created, recovered_from, attempts, token, owner)
+    VALUES (?1, iif(?11 IS NULL, 0, 1), ?2, ?3, ?4, ?5, ?6, ?7, coalesce(?11, ?7), ?8, ?9, ?10,
+        iif(?11 IS NULL, 0, 1), iif(?11 IS NULL, 0, 1), ?12)
     ON CONFLICT DO NOTHING";
 
 /// Whether a delivery with the id `?1`, or the logical key of the creation time `?2`, event

@@ -64,6 +64,7 @@ impl conformance::AsStore for TempStore {
 }
 
 conformance::suite!(store);
+conformance::handoff_suite!(store);
 
 #[tokio::test]
 async fn a_delivery_survives_closing_and_opening_the_file_again() {

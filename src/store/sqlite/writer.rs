@@ -17,6 +17,7 @@ use crate::{
     store::sqlite::owners::Owners,
     store::{
         error::StoreError,
+        handoff::Handoff,
         record::{Attempt, Claim, Claimed, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
         sqlite::{
             rows::{self, micros},
@@ -89,6 +90,8 @@ pub(crate) struct Writer {
     pub(crate) notify: Arc<Notify>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) owners: Arc<Owners>,
+    /// Where deliveries claimed as they are stored go, once committed.
+    pub(crate) handoff: Arc<Handoff>,
 }
 
 /// What one command changed, applied once the commit succeeded.
@@ -96,12 +99,15 @@ pub(crate) struct Writer {
 struct Effect {
     backlog: i64,
     wake: bool,
+    /// Deliveries claimed for this process's worker as they were stored.
+    handed: Vec<Claimed>,
 }
 
 impl Effect {
-    fn add(&mut self, other: &Self) {
+    fn add(&mut self, other: Self) {
         self.backlog += other.backlog;
         self.wake |= other.wake;
+        self.handed.extend(other.handed);
     }
 }
 
@@ -144,6 +150,7 @@ impl Writer {
                     // SQLite rolled the whole transaction back (a full disk, an I/O error):
                     // nothing of this batch was written, so every command gets the error.
                     tracing::error!(error = %error, "the SQLite store rolled a batch back");
+                    self.handoff.cancel(effect.handed.len());
                     for command in batch {
                         let _ = command.reply.send(Err(error.again()));
                     }
@@ -155,6 +162,7 @@ impl Writer {
         if let Err(error) = self.connection.execute_batch("COMMIT") {
             tracing::error!(error = %error, "the SQLite store could not commit");
             let _ = self.connection.execute_batch("ROLLBACK");
+            self.handoff.cancel(effect.handed.len());
             return answer_all(batch, &error);
         }
         self.stats.commits.fetch_add(1, Relaxed);
@@ -163,6 +171,7 @@ impl Writer {
         if effect.wake {
             self.notify.notify_one();
         }
+        self.handoff.deliver(effect.handed);
         for (command, result) in batch.into_iter().zip(results) {
             let _ = command.reply.send(result);
         }
@@ -174,14 +183,14 @@ impl Writer {
         let mut own = Effect::default();
         if !op.needs_savepoint() {
             let reply = self.apply(op, &mut own)?;
-            effect.add(&own);
+            effect.add(own);
             return Ok(reply);
         }
         self.run_cached("SAVEPOINT command")?;
         match self.apply(op, &mut own) {
             Ok(reply) => {
                 self.run_cached("RELEASE command")?;
-                effect.add(&own);
+                effect.add(own);
                 Ok(reply)
             }
             Err(error) => {
@@ -278,6 +287,9 @@ impl Writer {
                 Inserted::Full
             });
         }
+        // Claimed for this process's worker in the same write when it has a free slot.
+        let lease = self.handoff.reserve();
+        let expires_at = lease.map(|lease| micros(SystemTime::now() + lease));
         let inserted = self
             .connection
             .prepare_cached(sql::INSERT)
@@ -293,14 +305,35 @@ impl Writer {
                     record.body.as_deref(),
                     record.logical_key.as_deref().map(LogicalKey::created_at),
                     record.recovered_from,
+                    expires_at,
+                    expires_at.map(|_| self.owners.me()),
                 ])
             })
-            .map_err(|error| rows::error(&error))?;
+            .map_err(|error| rows::error(&error));
+        let inserted = match inserted {
+            Ok(inserted) => inserted,
+            Err(error) => {
+                self.handoff.cancel(usize::from(lease.is_some()));
+                return Err(error);
+            }
+        };
         if inserted == 0 {
+            self.handoff.cancel(usize::from(lease.is_some()));
             return Ok(Inserted::Duplicate);
         }
         effect.backlog += 1;
-        effect.wake = true;
+        match expires_at {
+            Some(expires_at) => effect.handed.push(Claimed {
+                delivery: delivery.clone(),
+                lease: Lease {
+                    id,
+                    token: 1,
+                    expires_at: rows::time(expires_at),
+                },
+                attempt: 1,
+            }),
+            None => effect.wake = true,
+        }
         Ok(Inserted::Stored)
     }
 

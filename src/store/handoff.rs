@@ -1,0 +1,181 @@
+//! [`Handoff`]: deliveries claimed in the same step that stores them, for the worker of this
+//! process.
+//!
+//! Without it, a delivery is written three times before it is forgotten: stored pending, then
+//! claimed by the worker, then completed. A store that has a worker attached claims the
+//! delivery for it as it stores it (one write less, and no claim to look it up), and passes
+//! the claimed delivery over here once the write that holds it is durable. A delivery is
+//! claimed this way only while the worker has a free slot; every other one is stored pending,
+//! as without a worker, and claimed from the store as usual.
+//!
+//! The worker's free slots are counted here, for both ways a delivery reaches it: what is
+//! claimed at insert, what it claims from the store, and what runs.
+
+use std::{
+    collections::VecDeque,
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use tokio::sync::Notify;
+
+use crate::store::record::Claimed;
+
+/// The slots of the worker attached to a store, and what the store claimed for it.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    inner: Mutex<Inner>,
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The lease of a delivery claimed at insert, while a worker is attached.
+    attached: Option<Duration>,
+    /// The attachment's number, so that only the worker that attached detaches.
+    ticket: u64,
+    /// How many deliveries the worker may hold at once.
+    capacity: usize,
+    /// How many it holds: running, waiting here, or reserved by a write not yet committed.
+    held: usize,
+    /// Claimed at insert, not yet taken by the worker.
+    queue: VecDeque<Claimed>,
+}
+
+impl Handoff {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Attaches a worker that holds up to `capacity` deliveries, each claimed with `lease`,
+    /// and returns the ticket that detaches it. `None` when a worker is attached already (the
+    /// second one claims from the store).
+    pub(crate) fn attach(&self, capacity: usize, lease: Duration) -> Option<u64> {
+        let mut inner = self.lock();
+        if inner.attached.is_some() {
+            return None;
+        }
+        inner.attached = Some(lease);
+        inner.capacity = capacity;
+        inner.held = 0;
+        inner.ticket += 1;
+        Some(inner.ticket)
+    }
+
+    /// Detaches the worker that holds `ticket`: nothing more is claimed at insert. Returns
+    /// what was claimed for it and not taken, for the worker to give back to the store.
+    pub(crate) fn detach(&self, ticket: u64) -> Vec<Claimed> {
+        let mut inner = self.lock();
+        if inner.attached.is_none() || inner.ticket != ticket {
+            return Vec::new();
+        }
+        inner.attached = None;
+        inner.held = 0;
+        inner.queue.drain(..).collect()
+    }
+
+    /// A store about to write a new delivery asks for one of the worker's slots: the lease to
+    /// claim it with, or `None` (no worker, or no free slot: store it pending).
+    ///
+    /// Every reservation ends in [`Handoff::deliver`] once the write is durable, or in
+    /// [`Handoff::cancel`] when it was not written.
+    pub(crate) fn reserve(&self) -> Option<Duration> {
+        let mut inner = self.lock();
+        let lease = inner.attached?;
+        if inner.held >= inner.capacity {
+            return None;
+        }
+        inner.held += 1;
+        Some(lease)
+    }
+
+    /// Gives back `count` reservations whose writes did not happen.
+    pub(crate) fn cancel(&self, count: usize) {
+        if count > 0 {
+            let mut inner = self.lock();
+            inner.held = inner.held.saturating_sub(count);
+        }
+    }
+
+    /// Passes deliveries claimed at insert to the worker, once their write is durable.
+    pub(crate) fn deliver(&self, claimed: impl IntoIterator<Item = Claimed>) {
+        let mut inner = self.lock();
+        let before = inner.queue.len();
+        inner.queue.extend(claimed);
+        let added = inner.queue.len() > before;
+        drop(inner);
+        if added {
+            self.ready.notify_one();
+        }
+    }
+
+    /// What was claimed for the worker since it last looked.
+    pub(crate) fn take(&self) -> Vec<Claimed> {
+        self.lock().queue.drain(..).collect()
+    }
+
+    /// Resolves when something waits in [`Handoff::take`].
+    pub(crate) async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// How many more deliveries the worker may hold.
+    pub(crate) fn free(&self) -> usize {
+        let inner = self.lock();
+        inner.capacity.saturating_sub(inner.held)
+    }
+
+    /// The worker takes up to `wanted` of its free slots to claim from the store, and gets how
+    /// many it took.
+    pub(crate) fn take_slots(&self, wanted: usize) -> usize {
+        let mut inner = self.lock();
+        let taken = wanted.min(inner.capacity.saturating_sub(inner.held));
+        inner.held += taken;
+        taken
+    }
+
+    /// The worker gives back `count` slots: attempts that finished, or slots it took and did
+    /// not fill.
+    pub(crate) fn release_slots(&self, count: usize) {
+        self.cancel(count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn claims_at_insert_only_for_an_attached_worker_with_a_free_slot() {
+        let handoff = Handoff::default();
+        assert_eq!(handoff.reserve(), None);
+        assert!(handoff.attach(2, LEASE).is_some());
+        assert_eq!(handoff.reserve(), Some(LEASE));
+        assert_eq!(handoff.take_slots(5), 1);
+        assert_eq!(handoff.reserve(), None);
+        handoff.release_slots(1);
+        assert_eq!(handoff.free(), 1);
+        handoff.cancel(1);
+        assert_eq!(handoff.free(), 2);
+    }
+
+    #[test]
+    fn a_second_worker_is_not_attached_and_only_its_own_ticket_detaches_a_worker() {
+        let handoff = Handoff::default();
+        let first = handoff.attach(1, LEASE).expect("attached");
+        assert_eq!(handoff.attach(1, LEASE), None);
+        assert!(handoff.detach(first).is_empty());
+        assert_eq!(handoff.reserve(), None);
+        let second = handoff.attach(1, LEASE).expect("attached again");
+        handoff.detach(first);
+        assert_eq!(
+            handoff.reserve(),
+            Some(LEASE),
+            "a stale ticket detaches nobody"
+        );
+        handoff.detach(second);
+        assert_eq!(handoff.reserve(), None);
+    }
+}
