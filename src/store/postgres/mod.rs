@@ -53,9 +53,10 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
+        handoff::Handoff,
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
-            Attempt, Claim, Counts, DeliveryId, EventCounts, Filter, Inserted, Lease,
+            Attempt, Claim, Claimed, Counts, DeliveryId, EventCounts, Filter, Inserted, Lease,
             StoredDelivery,
         },
         DEFAULT_CAPACITY, DEFAULT_DEDUPE_WINDOW, MAINTENANCE_BATCH,
@@ -66,7 +67,7 @@ use batcher::{Batcher, Run};
 use connect::{Connector, Limits, Tls};
 use listen::Listener;
 use migrate::{Migrated, MIGRATION_TIMEOUT};
-use queries::{Batch, Context, Outcome, Settlement};
+use queries::{Batch, Context, NewDelivery, Outcome, Settlement, Stored};
 use sql::Statements;
 
 /// The schema a store keeps its tables in unless told otherwise.
@@ -270,7 +271,7 @@ pub struct PostgresStore {
 struct Shared {
     database: Arc<Database>,
     /// Inserts, stored a batch per statement.
-    inserts: Batcher<StoredDelivery, Inserted>,
+    inserts: Batcher<NewDelivery, Stored>,
     /// Completions, retries and dead letters, settled a batch per statement.
     settles: Batcher<Settlement, bool>,
     schema: String,
@@ -298,6 +299,8 @@ struct Database {
     /// Insert statements that committed, and the deliveries they held.
     insert_batches: AtomicU64,
     inserted: AtomicU64,
+    /// Claims for this process's worker as deliveries are stored.
+    handoff: Handoff,
 }
 
 impl Database {
@@ -327,22 +330,53 @@ impl Database {
     }
 
     /// The batcher of inserts: one statement per batch.
-    fn inserts(self: &Arc<Self>) -> Batcher<StoredDelivery, Inserted> {
+    fn inserts(self: &Arc<Self>) -> Batcher<NewDelivery, Stored> {
         let database = Arc::clone(self);
-        let run: Run<StoredDelivery, Inserted> = Box::new(move |records| {
+        let run: Run<NewDelivery, Stored> = Box::new(move |batch| {
             let database = Arc::clone(&database);
-            Box::pin(async move {
-                let inserted = database
-                    .run(1, async |client, context| {
-                        queries::insert(client, context, &records).await
-                    })
-                    .await?;
-                database.insert_batches.fetch_add(1, Relaxed);
-                database.inserted.fetch_add(records.len() as u64, Relaxed);
-                Ok(inserted)
-            })
+            Box::pin(async move { database.insert(batch).await })
         });
         Batcher::start(run, INSERTS, self.patience(), &self.described)
+    }
+
+    /// Stores one batch of inserts. Each new delivery takes a free slot of this process's
+    /// worker, while there is one, and is stored claimed for it; once the statement committed,
+    /// those stored are handed over and the other slots given back.
+    async fn insert(&self, batch: Vec<NewDelivery>) -> Result<Vec<Stored>, StoreError> {
+        let leases: Vec<Option<Duration>> = batch.iter().map(|_| self.handoff.reserve()).collect();
+        let reserved = leases.iter().flatten().count();
+        let stored = self
+            .run(1, async |client, context| {
+                queries::insert(client, context, &batch, &leases).await
+            })
+            .await;
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(error) => {
+                self.handoff.cancel(reserved);
+                return Err(error);
+            }
+        };
+        self.insert_batches.fetch_add(1, Relaxed);
+        self.inserted.fetch_add(batch.len() as u64, Relaxed);
+        let handed: Vec<Claimed> = batch
+            .into_iter()
+            .zip(&stored)
+            .filter_map(|(new, stored)| {
+                Some(Claimed {
+                    delivery: new.delivery,
+                    lease: Lease {
+                        id: new.record.id,
+                        token: 1,
+                        expires_at: stored.leased_until?,
+                    },
+                    attempt: 1,
+                })
+            })
+            .collect();
+        self.handoff.cancel(reserved.saturating_sub(handed.len()));
+        self.handoff.deliver(handed);
+        Ok(stored)
     }
 
     /// The batcher of settled leases: one statement per batch.
@@ -434,6 +468,7 @@ impl PostgresStore {
             statement_timeout: options.statement_timeout,
             insert_batches: AtomicU64::new(0),
             inserted: AtomicU64::new(0),
+            handoff: Handoff::default(),
         });
         Ok(Self {
             shared: Arc::new(Shared {
@@ -564,7 +599,11 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-impl Sealed for PostgresStore {}
+impl Sealed for PostgresStore {
+    fn handoff(&self) -> Option<&Handoff> {
+        Some(&self.shared.database.handoff)
+    }
+}
 
 impl Store for PostgresStore {
     fn describe(&self) -> String {
@@ -576,14 +615,18 @@ impl Store for PostgresStore {
     }
 
     fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
-        let record = StoredDelivery::accepted(delivery);
+        let new = NewDelivery {
+            record: StoredDelivery::accepted(delivery),
+            delivery: delivery.clone(),
+        };
         Box::pin(async move {
-            let inserted = self.shared.inserts.submit(record).await?;
-            if inserted == Inserted::Stored {
-                // The workers of this process at once; the others by the notification.
+            let stored = self.shared.inserts.submit(new).await?;
+            if stored.inserted == Inserted::Stored && stored.leased_until.is_none() {
+                // Stored pending: the workers of this process at once; the others by the
+                // notification. One stored leased went to this process's worker already.
                 self.wake();
             }
-            Ok(inserted)
+            Ok(stored.inserted)
         })
     }
 

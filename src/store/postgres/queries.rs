@@ -10,7 +10,7 @@ use deadpool_postgres::Object;
 use tokio_postgres::{types::ToSql, Error};
 
 use crate::{
-    core::key::LogicalKey,
+    core::{delivery::Delivery, key::LogicalKey},
     store::{
         postgres::{
             batcher::Weigh,
@@ -47,24 +47,44 @@ fn batch() -> i64 {
     i64::try_from(MAINTENANCE_BATCH).unwrap_or(i64::MAX)
 }
 
-impl Weigh for StoredDelivery {
+/// A delivery to store, as an insert batch takes it.
+#[derive(Debug)]
+pub(crate) struct NewDelivery {
+    pub(crate) record: StoredDelivery,
+    /// The delivery itself, for this process's worker when it is stored claimed for it.
+    pub(crate) delivery: Delivery,
+}
+
+impl Weigh for NewDelivery {
     /// Its body, and about what its other columns take.
     fn weight(&self) -> usize {
-        self.body.as_ref().map_or(0, Bytes::len) + 256
+        self.record.body.as_ref().map_or(0, Bytes::len) + 256
     }
 }
 
-/// Stores a batch of deliveries in one statement: what became of each, in order, once that
-/// statement committed.
+/// What became of one delivery of an insert batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) inserted: Inserted,
+    /// For one stored leased (claimed for this process's worker), when its lease expires.
+    pub(crate) leased_until: Option<SystemTime>,
+}
+
+/// Stores a batch of deliveries in one statement, each with a lease (`leases`, at the same
+/// positions) when it is to be stored claimed for this process's worker: what became of each,
+/// in order, once that statement committed.
 pub(crate) async fn insert(
     client: &Object,
     context: &Context,
-    records: &[StoredDelivery],
-) -> Result<Vec<Inserted>, Error> {
+    batch: &[NewDelivery],
+    leases: &[Option<Duration>],
+) -> Result<Vec<Stored>, Error> {
     let statement = client.prepare_cached(&context.sql.insert).await?;
+    let records: Vec<&StoredDelivery> = batch.iter().map(|new| &new.record).collect();
     let column = |take: fn(&StoredDelivery) -> Option<&str>| -> Vec<Option<&str>> {
-        records.iter().map(take).collect()
+        records.iter().map(|r| take(r)).collect()
     };
+    let leases: Vec<Option<i64>> = leases.iter().map(|lease| lease.map(micros)).collect();
     let ids: Vec<&[u8]> = records.iter().map(|r| r.id.as_bytes().as_slice()).collect();
     let headers: Vec<i16> = records
         .iter()
@@ -97,6 +117,7 @@ pub(crate) async fn insert(
                 &column(|r| r.recovered_from.as_deref()),
                 &context.capacity,
                 &context.channel,
+                &leases,
             ],
         )
         .await?;
@@ -108,6 +129,7 @@ pub(crate) async fn insert(
             known: row.try_get("known")?,
             room: row.try_get("room")?,
             stored: row.try_get("stored")?,
+            leased_until: row.try_get("leased_until")?,
         });
     }
     Ok(answers(records.len(), judged))
@@ -123,11 +145,13 @@ struct Judged {
     known: bool,
     room: bool,
     stored: bool,
+    /// For one stored leased, when its lease expires.
+    leased_until: Option<SystemTime>,
 }
 
 /// Each delivery's answer from the rows of the insert statement; none at all when a delivery
 /// has no row (which fails the batch).
-fn answers(count: usize, mut judged: Vec<Judged>) -> Vec<Inserted> {
+fn answers(count: usize, mut judged: Vec<Judged>) -> Vec<Stored> {
     judged.sort_by_key(|row| row.n);
     let mut answers: Vec<Inserted> = Vec::with_capacity(count);
     for (row, expected) in judged.iter().zip(1..) {
@@ -156,11 +180,17 @@ fn answers(count: usize, mut judged: Vec<Judged>) -> Vec<Inserted> {
             Inserted::Full
         });
     }
-    if answers.len() == count {
-        answers
-    } else {
-        Vec::new()
+    if answers.len() != count {
+        return Vec::new();
     }
+    answers
+        .into_iter()
+        .zip(&judged)
+        .map(|(inserted, row)| Stored {
+            inserted,
+            leased_until: row.leased_until.filter(|_| row.stored),
+        })
+        .collect()
 }
 
 pub(crate) async fn claim(

@@ -106,15 +106,18 @@ const RECORD_VERSION: &str = "INSERT INTO {schema}.schema_version (version) VALU
 pub(crate) const SYNCHRONOUS_COMMIT: &str = "SELECT current_setting('synchronous_commit')";
 
 /// Stores a batch of deliveries, each unless it is there already or the backlog is at
-/// capacity, and wakes the listening workers once when it stored any, in one statement (one
-/// autocommit transaction).
+/// capacity, and wakes the listening workers once when it stored any pending, in one statement
+/// (one autocommit transaction).
 ///
 /// One array per column, a delivery at each position: `$1` ids, `$2` events, `$3` data ids,
 /// `$4` event headers, `$5` signature headers, `$6` secret indexes, `$7` received at, `$8`
-/// bodies, `$9` the logical keys' creation times, `$10` the logs recovered from; `$11` the
-/// capacity, `$12` the notification channel.
+/// bodies, `$9` the logical keys' creation times, `$10` the logs recovered from, `$13` the
+/// lease in microseconds of a delivery claimed for this process's worker as it is stored
+/// (`NULL`: stored pending); `$11` the capacity, `$12` the notification channel. A delivery
+/// with a lease is stored leased: its first attempt, token 1, due when the lease expires.
 ///
-/// One row per delivery (`n`, its position from 1), with `known`, `first`, `room` and `stored`:
+/// One row per delivery (`n`, its position from 1), with `known`, `first`, `room`, `stored`
+/// and `leased_until`:
 /// - `known`: its id or its logical key was stored before this statement began (read in its
 ///   snapshot);
 /// - `first`: the position of the first delivery of the batch with the same id or logical key
@@ -125,12 +128,18 @@ pub(crate) const SYNCHRONOUS_COMMIT: &str = "SELECT current_setting('synchronous
 ///   the batch take the room in their order. Statements that run at the same moment can each
 ///   see the same room: the capacity is a bound give or take the deliveries in flight;
 /// - `stored`: it was inserted. With room yet not stored: another statement stored the same id
-///   or key at the same moment.
+///   or key at the same moment;
+/// - `leased_until`: for one stored leased, when its lease expires (the server's clock).
 ///
+/// Each delivery is looked up by its id and by its key with a `LATERAL … LIMIT 1` subquery:
+/// one probe of `deliveries_id_key` and of `deliveries_logical_key` per delivery, whatever the
+/// table's statistics say (as `EXISTS`, a plan made while the table was small and never
+/// analysed read the whole table twice per batch, and a prepared statement kept that plan).
 /// `judged` is materialized so that each delivery is looked up once. The deliveries are
 /// inserted in the order of their ids, so that two batches holding the same ids wait for each
-/// other instead of deadlocking. `woken` is read so that the notification is
-/// sent (it goes out with the commit).
+/// other instead of deadlocking. `woken` is read so that the notification is sent (it goes
+/// out with the commit): only for deliveries stored pending, which any replica's worker may
+/// claim; one stored leased is this process's worker's already.
 const INSERT: &str = "WITH waiting AS (
         SELECT count(*) AS backlog FROM (
             SELECT 1 FROM {schema}.deliveries WHERE state IN (0, 1) LIMIT $11::bigint
@@ -142,18 +151,22 @@ const INSERT: &str = "WITH waiting AS (
                     PARTITION BY b.key_created, b.event, b.data_id) END
             ) AS first
         FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::smallint[],
-                $6::integer[], $7::timestamptz[], $8::bytea[], $9::text[], $10::text[])
+                $6::integer[], $7::timestamptz[], $8::bytea[], $9::text[], $10::text[],
+                $13::bigint[])
             WITH ORDINALITY AS b (id, event, data_id, event_header, signature_header,
-                secret_index, received_at, body, key_created, recovered_from, n)
+                secret_index, received_at, body, key_created, recovered_from, lease_us, n)
     ), judged AS MATERIALIZED (
-        SELECT batch.*, (
-            EXISTS (SELECT 1 FROM {schema}.deliveries AS d WHERE d.id = batch.id)
-            OR (batch.key_created IS NOT NULL AND EXISTS (
-                SELECT 1 FROM {schema}.deliveries AS d
-                WHERE d.key_created = batch.key_created AND d.event = batch.event
-                  AND d.data_id = batch.data_id))
-        ) AS known
+        SELECT batch.*, (by_id.hit OR by_key.hit) IS NOT NULL AS known
         FROM batch
+        LEFT JOIN LATERAL (
+            SELECT true AS hit FROM {schema}.deliveries AS d WHERE d.id = batch.id LIMIT 1
+        ) AS by_id ON true
+        LEFT JOIN LATERAL (
+            SELECT true AS hit FROM {schema}.deliveries AS d
+            WHERE batch.key_created IS NOT NULL AND d.key_created = batch.key_created
+              AND d.event = batch.event AND d.data_id = batch.data_id
+            LIMIT 1
+        ) AS by_key ON true
     ), placed AS (
         SELECT judged.*,
             (NOT known AND first = n) AND row_number() OVER (
@@ -163,20 +176,24 @@ const INSERT: &str = "WITH waiting AS (
     ), stored AS (
         INSERT INTO {schema}.deliveries
             (id, state, event, data_id, event_header, signature_header, secret_index,
-             received_at, due_at, body, key_created, recovered_from)
-        SELECT id, 0, event, data_id, event_header, signature_header, secret_index,
-            received_at, now(), body, key_created, recovered_from
+             received_at, due_at, body, key_created, recovered_from, attempts, token)
+        SELECT id, CASE WHEN lease_us IS NULL THEN 0 ELSE 1 END, event, data_id, event_header,
+            signature_header, secret_index, received_at,
+            now() + coalesce(lease_us, 0) * interval '1 microsecond', body, key_created,
+            recovered_from, CASE WHEN lease_us IS NULL THEN 0 ELSE 1 END,
+            CASE WHEN lease_us IS NULL THEN 0 ELSE 1 END
         FROM placed WHERE room
         ORDER BY id
         ON CONFLICT DO NOTHING
-        RETURNING id
+        RETURNING id, state, due_at
     ), woken AS (
-        SELECT pg_notify($12::text, '') FROM (SELECT 1 FROM stored LIMIT 1) AS one
+        SELECT pg_notify($12::text, '')
+        FROM (SELECT 1 FROM stored WHERE state = 0 LIMIT 1) AS one
     )
-    SELECT placed.n, placed.known, placed.first, placed.room,
-        placed.room AND placed.id IN (SELECT id FROM stored) AS stored,
+    SELECT placed.n, placed.known, placed.first, placed.room, stored.id IS NOT NULL AS stored,
+        CASE WHEN stored.state = 1 THEN stored.due_at END AS leased_until,
         (SELECT count(*) FROM woken) AS woken
-    FROM placed";
+    FROM placed LEFT JOIN stored ON placed.room AND stored.id = placed.id";
 
 /// Claims up to `$1` due deliveries (pending and due, or leased with an expired lease), each
 /// with a lease of `$2` microseconds, a new token and one more attempt. Rows another store is

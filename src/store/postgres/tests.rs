@@ -145,6 +145,7 @@ impl conformance::AsStore for TestStore {
 }
 
 conformance::suite!(store);
+conformance::handoff_suite!(store);
 
 /// Waits until `store`'s listening connection listens, then takes the wake-up it gives when
 /// it starts, so that the next wake-up has another cause.
