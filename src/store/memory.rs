@@ -189,12 +189,11 @@ impl MemoryStore {
             state.ready.push_back(id);
         }
         drop(state);
-        match handed {
-            Some(claimed) => handoff.deliver([claimed]),
-            None => {
-                handoff.cancel(usize::from(reserved.is_some()));
-                self.shared.notify.notify_one();
-            }
+        if let Some(claimed) = handed {
+            handoff.deliver([claimed]);
+        } else {
+            handoff.cancel(usize::from(reserved.is_some()));
+            self.shared.notify.notify_one();
         }
         Inserted::Stored
     }
