@@ -5,6 +5,7 @@
 //! (inserts from many requests, the worker's claims and results) into one transaction and one
 //! fsync, then answers each (group commit); reads use their own connections.
 
+mod checkpoint;
 mod owners;
 mod rows;
 mod sql;
@@ -34,6 +35,7 @@ use crate::{
     },
 };
 
+use checkpoint::{Checkpointer, Wal};
 use owners::Owners;
 use writer::{Command, Op, Outcome, Reply, Stats, Writer};
 
@@ -153,6 +155,8 @@ struct Shared {
     page_size: u64,
     /// Claims for this process's worker as deliveries are stored.
     handoff: Arc<Handoff>,
+    /// Stopped once the writer is.
+    checkpointer: Mutex<Option<Checkpointer>>,
 }
 
 impl SqliteStore {
@@ -193,6 +197,15 @@ impl SqliteStore {
         let notify = Arc::new(Notify::new());
         let stats = Arc::new(Stats::default());
         let handoff = Arc::new(Handoff::default());
+        let wal = Arc::new(Wal::default());
+        let checkpointer = Checkpointer::spawn(
+            open_connection(&options.path, &options, true)?,
+            Arc::clone(&stats),
+            Arc::clone(&wal),
+        )
+        .map_err(|error| {
+            StoreError::unavailable(format!("could not start the checkpointer: {error}"))
+        })?;
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
             connection,
@@ -204,6 +217,7 @@ impl SqliteStore {
             stats: Arc::clone(&stats),
             owners,
             handoff: Arc::clone(&handoff),
+            wal,
         };
         let writer = std::thread::Builder::new()
             .name("printone-sqlite-writer".into())
@@ -223,6 +237,7 @@ impl SqliteStore {
                 busy_timeout: options.busy_timeout,
                 page_size,
                 handoff,
+                checkpointer: Mutex::new(Some(checkpointer)),
             }),
         })
     }
@@ -322,6 +337,12 @@ impl Drop for Shared {
         if let Some(writer) = writer {
             let _ = writer.join();
         }
+        drop(
+            self.checkpointer
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 }
 
@@ -355,10 +376,14 @@ fn open_connection(
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
-        // A larger page cache and memory-mapped reads: the id index is read at random.
+        // A larger page cache and memory-mapped reads: the id index is read at random. The
+        // checkpoints are the checkpointer's, never a commit's; a WAL started over is cut
+        // back to 64 MiB.
         connection
             .execute_batch(&format!(
-                "PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;"
+                "PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -16384; \
+                 PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 0; \
+                 PRAGMA journal_size_limit = 67108864;"
             ))
             .map_err(failed)?;
     }

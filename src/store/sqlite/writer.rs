@@ -20,6 +20,7 @@ use crate::{
         handoff::Handoff,
         record::{Attempt, Claim, Claimed, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
         sqlite::{
+            checkpoint::{self, Wal},
             rows::{self, micros},
             sql,
         },
@@ -92,6 +93,8 @@ pub(crate) struct Writer {
     pub(crate) owners: Arc<Owners>,
     /// Where deliveries claimed as they are stored go, once committed.
     pub(crate) handoff: Arc<Handoff>,
+    /// The WAL's length, as the checkpointer saw it.
+    pub(crate) wal: Arc<Wal>,
 }
 
 /// What one command changed, applied once the commit succeeded.
@@ -175,6 +178,7 @@ impl Writer {
         for (command, result) in batch.into_iter().zip(results) {
             let _ = command.reply.send(result);
         }
+        checkpoint::restart_if_long(&self.connection, &self.wal);
     }
 
     /// Runs one command; one of several statements runs inside its own savepoint, so that a
