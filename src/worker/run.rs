@@ -396,6 +396,9 @@ impl Run {
             );
         }
         self.deadline = Some(Instant::now() + self.worker.shutdown_timeout);
+        // A wake-up that came while every slot was taken has not been seen yet: the drain
+        // looks at the store once more before it can end.
+        self.look = true;
     }
 
     /// Whether a shutdown has nothing left to wait for: nothing runs, and nothing is due now.
