@@ -131,7 +131,10 @@ pub(crate) const SYNCHRONOUS_COMMIT: &str = "SELECT current_setting('synchronous
 ///   or key at the same moment;
 /// - `leased_until`: for one stored leased, when its lease expires (the server's clock).
 ///
-/// Each delivery is looked up by its id and by its key with a `LATERAL … LIMIT 1` subquery:
+/// The backlog is counted in the order of `deliveries_due`, which holds just the backlog: read
+/// in any order, a plan made while the table was small could count it with a sequential scan of
+/// the whole table, and a prepared statement kept that plan. Each delivery is looked up by its
+/// id and by its key with a `LATERAL … LIMIT 1` subquery:
 /// one probe of `deliveries_id_key` and of `deliveries_logical_key` per delivery, whatever the
 /// table's statistics say (as `EXISTS`, a plan made while the table was small and never
 /// analysed read the whole table twice per batch, and a prepared statement kept that plan).
@@ -142,7 +145,8 @@ pub(crate) const SYNCHRONOUS_COMMIT: &str = "SELECT current_setting('synchronous
 /// claim; one stored leased is this process's worker's already.
 const INSERT: &str = "WITH waiting AS (
         SELECT count(*) AS backlog FROM (
-            SELECT 1 FROM {schema}.deliveries WHERE state IN (0, 1) LIMIT $11::bigint
+            SELECT 1 FROM {schema}.deliveries WHERE state IN (0, 1)
+            ORDER BY due_at, seq LIMIT $11::bigint
         ) AS held
     ), batch AS (
         SELECT b.*, least(
