@@ -9,7 +9,18 @@
 //! error. Completions, retries and dead letters are batched the same way, one `UPDATE … FROM
 //! unnest(…)` per batch that also records the attempts. Workers of every replica claim with
 //! `FOR UPDATE SKIP LOCKED`, each claim a lease and a fencing token, and the statement that
-//! stores a batch sends one `NOTIFY` that wakes idle workers everywhere.
+//! stores a batch sends one `NOTIFY` that wakes idle workers everywhere when it stored any
+//! delivery pending.
+//!
+//! While this process's worker has free slots (its [`Handoff`]), the new deliveries of a batch
+//! take them and are inserted already leased to it (first attempt, token 1, due when the lease
+//! expires); once the statement committed they are handed over, and the slots of those that
+//! were not stored (re-deliveries, no room, a failed batch) given back. The schema holds no
+//! owner: a delivery handed to a replica that dies is taken by another once its lease expires.
+//!
+//! The insert statement reads `deliveries` only through its indexes, whatever its statistics
+//! say (a new table is not analysed before a prepared statement's plan is made and kept): see
+//! `sql::INSERT`.
 //!
 //! | file | what it holds |
 //! |---|---|
@@ -257,7 +268,8 @@ impl fmt::Debug for PostgresOptions {
 /// Inserts that arrive together are stored together, by one statement and one commit (group
 /// commit), and each is answered only after that commit; completions, retries and dead letters
 /// are settled a batch per statement too. [`PostgresStore::commit_stats`] counts the insert
-/// statements and the deliveries they held.
+/// statements and the deliveries they held. While the worker of this process has a free slot,
+/// a new delivery is claimed for it by the statement that stores it.
 ///
 /// The tables live in their own schema (`printone_webhooks` unless
 /// [`PostgresOptions::schema`] says otherwise), created on first use; the schema version is a
