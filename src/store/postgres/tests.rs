@@ -292,6 +292,63 @@ async fn an_insert_on_one_replica_wakes_the_workers_of_another() {
 }
 
 #[tokio::test]
+async fn a_delivery_stored_for_this_processs_worker_wakes_no_other_replica() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let (a, b) = (schema.connect().await, schema.connect().await);
+    let handoff = a.handoff().expect("the store hands over");
+    let _ticket = handoff.attach(1, LONG).expect("no other worker");
+    listening(&b).await;
+    let waiting = b.changed();
+    a.insert(&delivery(1, "e")).await.unwrap();
+    assert_eq!(handoff.take().len(), 1, "handed over");
+    assert!(
+        timeout(Duration::from_millis(300), waiting).await.is_err(),
+        "no notification for a delivery claimed as it was stored"
+    );
+    let waiting = b.changed();
+    a.insert(&delivery(2, "e")).await.unwrap();
+    timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken by the delivery stored pending, with no slot left");
+    let claimed = b.claim(10, LONG).await.unwrap().claimed;
+    assert_eq!(claimed.len(), 1, "only the pending one is b's to claim");
+    assert_eq!(claimed[0].delivery.body(), delivery(2, "e").body());
+}
+
+#[tokio::test]
+async fn a_batch_claims_for_the_worker_what_its_free_slots_hold_and_stores_the_rest_pending() {
+    let Some(store) = store(100, LONG).await else {
+        return;
+    };
+    let store = &store.store;
+    let handoff = store.handoff().expect("the store hands over");
+    let _ticket = handoff.attach(3, LONG).expect("no other worker");
+    let offered: Vec<Delivery> = (1..=8).map(|n| delivery(n, "e")).collect();
+    let before = store.commit_stats();
+    let inserted = all(offered.iter().map(|d| store.insert(d))).await;
+    let inserted: Vec<Inserted> = inserted.into_iter().map(Result::unwrap).collect();
+    assert_eq!(inserted, [Inserted::Stored; 8]);
+    assert_eq!(store.commit_stats().0 - before.0, 1, "one statement");
+    let handed = handoff.take();
+    assert_eq!(handed.len(), 3, "one per free slot");
+    assert_eq!(handoff.free(), 0);
+    for claimed in &handed {
+        assert_eq!((claimed.lease.token, claimed.attempt), (1, 1));
+        let stored = store.get(&claimed.lease.id).await.unwrap().expect("stored");
+        assert_eq!(stored.state, crate::store::DeliveryState::Leased);
+    }
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.leased, counts.pending), (3, 5));
+    let claimed = store.claim(10, LONG).await.unwrap().claimed;
+    assert_eq!(claimed.len(), 5, "the rest are pending, due now");
+    store
+        .complete(&handed[0].lease, &attempt(None))
+        .await
+        .expect("the lease handed over is current");
+}
+
+#[tokio::test]
 async fn the_listening_connection_comes_back_when_the_server_drops_it() {
     let Some(url) = server() else { return };
     let schema = Schema::fresh(&url);
