@@ -302,6 +302,9 @@ impl Run {
             return;
         }
         let taken = self.slots().take_slots(free);
+        if taken == 0 {
+            return;
+        }
         match self.worker.store.claim(taken, self.worker.lease).await {
             Ok(claim) => {
                 self.next_due = claim.next_due;
@@ -396,6 +399,7 @@ impl Run {
             );
         }
         self.deadline = Some(Instant::now() + self.worker.shutdown_timeout);
+        self.look = true;
     }
 
     /// Whether a shutdown has nothing left to wait for: nothing runs, and nothing is due now.
@@ -405,7 +409,8 @@ impl Run {
         let Some(deadline) = self.deadline else {
             return false;
         };
-        if !self.running.is_empty() || self.store_retry.is_some() {
+        // `look` is still set when the store may hold due deliveries no claim has asked for.
+        if self.look || !self.running.is_empty() || self.store_retry.is_some() {
             return false;
         }
         let now = SystemTime::now();
