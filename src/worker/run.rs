@@ -370,7 +370,9 @@ impl Run {
         match joined {
             Ok((id, retried)) => {
                 self.holding.remove(&id);
-                self.look |= retried;
+                // Without a hand-off every new delivery waits in the store: look after each
+                // attempt, as a freed slot is for the next of them.
+                self.look |= retried || self.attached.is_none();
             }
             Err(error) => {
                 if error.is_panic() {
