@@ -220,7 +220,7 @@ impl SqliteStore {
             wal,
         };
         let writer = std::thread::Builder::new()
-            .name("printone-sqlite-writer".into())
+            .name("sqlite-writer".into())
             .spawn(move || writer.run())
             .map_err(|error| {
                 StoreError::unavailable(format!("could not start the writer: {error}"))
