@@ -302,6 +302,9 @@ impl Run {
             return;
         }
         let taken = self.slots().take_slots(free);
+        if taken == 0 {
+            return;
+        }
         match self.worker.store.claim(taken, self.worker.lease).await {
             Ok(claim) => {
                 self.next_due = claim.next_due;
@@ -367,7 +370,9 @@ impl Run {
         match joined {
             Ok((id, retried)) => {
                 self.holding.remove(&id);
-                self.look |= retried;
+                // Without a hand-off every new delivery waits in the store: look after each
+                // attempt, as a freed slot is for the next of them.
+                self.look |= retried || self.attached.is_none();
             }
             Err(error) => {
                 if error.is_panic() {
@@ -408,7 +413,8 @@ impl Run {
         let Some(deadline) = self.deadline else {
             return false;
         };
-        if !self.running.is_empty() || self.store_retry.is_some() {
+        // `look` is still set when the store may hold due deliveries no claim has asked for.
+        if self.look || !self.running.is_empty() || self.store_retry.is_some() {
             return false;
         }
         let now = SystemTime::now();

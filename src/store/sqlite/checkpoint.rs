@@ -56,7 +56,7 @@ impl Checkpointer {
     ) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
-            .name("printone-sqlite-checkpoint".into())
+            .name("sqlite-checkpoint".into())
             .spawn(move || run(&connection, &stats, &wal, &stopped))?;
         Ok(Self {
             stop: Some(stop),

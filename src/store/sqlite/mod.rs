@@ -220,7 +220,7 @@ impl SqliteStore {
             wal,
         };
         let writer = std::thread::Builder::new()
-            .name("printone-sqlite-writer".into())
+            .name("sqlite-writer".into())
             .spawn(move || writer.run())
             .map_err(|error| {
                 StoreError::unavailable(format!("could not start the writer: {error}"))
@@ -479,7 +479,8 @@ impl Store for SqliteStore {
 
     fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
         Box::pin(async move {
-            match self.write(Op::Insert(delivery.clone())).await? {
+            let record = Box::new(StoredDelivery::accepted(delivery));
+            match self.write(Op::Insert(delivery.clone(), record)).await? {
                 Reply::Inserted(inserted) => Ok(inserted),
                 _ => Err(StoreError::unavailable("unexpected answer from the writer")),
             }

@@ -30,7 +30,9 @@ use crate::{
 
 /// What the writer is asked to do.
 pub(crate) enum Op {
-    Insert(Delivery),
+    /// A delivery, with its record made by the caller (reading the body is no work for the
+    /// one writer).
+    Insert(Delivery, Box<StoredDelivery>),
     Claim {
         max: usize,
         lease: Duration,
@@ -119,7 +121,7 @@ impl Op {
     const fn needs_savepoint(&self) -> bool {
         !matches!(
             self,
-            Self::Insert(_) | Self::Claim { .. } | Self::Release(_) | Self::SetMaxPages(_)
+            Self::Insert(..) | Self::Claim { .. } | Self::Release(_) | Self::SetMaxPages(_)
         )
     }
 }
@@ -216,7 +218,9 @@ impl Writer {
     fn apply(&mut self, op: &Op, effect: &mut Effect) -> Result<Reply, StoreError> {
         let sqlite = |error: rusqlite::Error| rows::error(&error);
         match op {
-            Op::Insert(delivery) => self.insert(delivery, effect).map(Reply::Inserted),
+            Op::Insert(delivery, record) => {
+                self.insert(delivery, record, effect).map(Reply::Inserted)
+            }
             Op::Claim { max, lease } => self.claim(*max, *lease).map(Reply::Claim),
             Op::Settle {
                 lease,
@@ -271,8 +275,12 @@ impl Writer {
     }
 
     /// Stores the delivery unless its id is there; a full backlog refuses only new ids.
-    fn insert(&mut self, delivery: &Delivery, effect: &mut Effect) -> Result<Inserted, StoreError> {
-        let record = StoredDelivery::accepted(delivery);
+    fn insert(
+        &mut self,
+        delivery: &Delivery,
+        record: &StoredDelivery,
+        effect: &mut Effect,
+    ) -> Result<Inserted, StoreError> {
         let id = record.id;
         let pending = self.backlog.saturating_add_signed(effect.backlog);
         if pending >= self.capacity {
