@@ -35,7 +35,9 @@
 #     got a 200 and were handled within the run, per second, from examples/bench_background.rs's
 #     load generator (distinct deliveries, 32 connections, 1 KiB; 503s are refusals, deliveries
 #     still waiting at the end do not count), with p50/p99 time to the 200, rows per commit and peak
-#     memory, and the fsync cost of the disk the SQLite files are on.
+#     memory, and the fsync cost of the disk the SQLite files are on. Every contender runs on the
+#     same server core, so each run ends only once its worker has finished what it accepted: a
+#     backlog left behind would take time from the next contender's run.
 # BACKGROUND_ONLY=1 measures the background mode only; its SQLite files go to BENCH_DB_DIR
 # [target/bench-db], on the disk whose fsync cost is reported.
 # The last line is exactly `ratio layered/bare 1KiB = <x.xx>` (layered = axum + VerifyLayer with
