@@ -10,6 +10,13 @@
 //!
 //! The worker's free slots are counted here, for both ways a delivery reaches it: what is
 //! claimed at insert, what it claims from the store, and what runs.
+//!
+//! It is also the receiver's flow control. While every slot is taken, a new delivery waits
+//! up to [`SLOT_WAIT`] for one before it is stored pending ([`Handoff::wait_for_slot`]): the
+//! worker and the requests share the process's cores, and a receiver that answers faster than
+//! its worker handles would otherwise grow a backlog, store it, claim it back and write each
+//! delivery three times over while the load lasts. The sender waits a few milliseconds more
+//! for its 200 (it gives up after 30 s), and the work it sends is handled as fast as it comes.
 
 use std::{
     collections::VecDeque,
@@ -17,7 +24,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::Notify;
+use tokio::{sync::Notify, time::timeout};
+
+/// How long a new delivery waits for a free slot of the worker while every slot is taken.
+pub(crate) const SLOT_WAIT: Duration = Duration::from_millis(20);
 
 use crate::store::record::Claimed;
 
@@ -26,6 +36,8 @@ use crate::store::record::Claimed;
 pub struct Handoff {
     inner: Mutex<Inner>,
     ready: Notify,
+    /// Woken when slots are given back.
+    freed: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -71,7 +83,10 @@ impl Handoff {
         }
         inner.attached = None;
         inner.held = 0;
-        inner.queue.drain(..).collect()
+        let queued = inner.queue.drain(..).collect();
+        drop(inner);
+        self.freed.notify_waiters();
+        queued
     }
 
     /// A store about to write a new delivery asks for one of the worker's slots: the lease to
@@ -94,6 +109,29 @@ impl Handoff {
         if count > 0 {
             let mut inner = self.lock();
             inner.held = inner.held.saturating_sub(count);
+            drop(inner);
+            self.freed.notify_waiters();
+        }
+    }
+
+    /// Waits up to `limit` until the attached worker has a free slot; at once when no worker
+    /// is attached or a slot is free. A store calls it before it writes a new delivery.
+    pub(crate) async fn wait_for_slot(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let inner = self.lock();
+                if inner.attached.is_none() || inner.held < inner.capacity {
+                    return;
+                }
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || timeout(left, freed).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -159,6 +197,34 @@ mod tests {
         assert_eq!(handoff.free(), 1);
         handoff.cancel(1);
         assert_eq!(handoff.free(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_delivery_waits_for_a_free_slot_but_not_longer_than_its_limit() {
+        let handoff = std::sync::Arc::new(Handoff::default());
+        handoff.wait_for_slot(SLOT_WAIT).await; // no worker: at once
+        let _ticket = handoff.attach(1, LEASE);
+        handoff.wait_for_slot(SLOT_WAIT).await; // a free slot: at once
+        assert_eq!(handoff.reserve(), Some(LEASE));
+        let began = tokio::time::Instant::now();
+        handoff.wait_for_slot(SLOT_WAIT).await;
+        assert_eq!(
+            began.elapsed(),
+            SLOT_WAIT,
+            "every slot taken: waits out its limit"
+        );
+        let freeing = std::sync::Arc::clone(&handoff);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            freeing.release_slots(1);
+        });
+        let began = tokio::time::Instant::now();
+        handoff.wait_for_slot(SLOT_WAIT).await;
+        assert_eq!(
+            began.elapsed(),
+            Duration::from_millis(5),
+            "until a slot is given back"
+        );
     }
 
     #[test]

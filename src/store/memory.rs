@@ -14,7 +14,7 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        handoff::Handoff,
+        handoff::{Handoff, SLOT_WAIT},
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, EventCounts, Filter,
@@ -542,7 +542,10 @@ impl Store for MemoryStore {
     }
 
     fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
-        ready(Ok(self.insert_now(delivery)))
+        Box::pin(async move {
+            self.shared.handoff.wait_for_slot(SLOT_WAIT).await;
+            Ok(self.insert_now(delivery))
+        })
     }
 
     fn claim(&self, max: usize, lease: Duration) -> StoreFuture<'_, Claim> {

@@ -64,7 +64,7 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        handoff::Handoff,
+        handoff::{Handoff, SLOT_WAIT},
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Claimed, Counts, DeliveryId, EventCounts, Filter, Inserted, Lease,
@@ -632,6 +632,7 @@ impl Store for PostgresStore {
             delivery: delivery.clone(),
         };
         Box::pin(async move {
+            self.shared.database.handoff.wait_for_slot(SLOT_WAIT).await;
             let stored = self.shared.inserts.submit(new).await?;
             if stored.inserted == Inserted::Stored && stored.leased_until.is_none() {
                 // Stored pending: the workers of this process at once; the others by the

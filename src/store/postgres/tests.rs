@@ -52,6 +52,31 @@ async fn raw(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A store on `schema` whose statements the server cancels after 300 ms.
+async fn impatient(schema: &Schema) -> PostgresStore {
+    schema
+        .options()
+        .statement_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Locks the schema's deliveries against every statement until the transaction ends.
+async fn lock_deliveries<'a>(
+    locker: &'a mut tokio_postgres::Client,
+    schema: &Schema,
+) -> tokio_postgres::Transaction<'a> {
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute(&format!(
+        "LOCK TABLE {}.deliveries IN ACCESS EXCLUSIVE MODE",
+        schema.quoted()
+    ))
+    .await
+    .unwrap();
+    lock
+}
+
 /// A fresh schema name, dropped with everything in it when the guard goes (best effort).
 struct Schema {
     url: String,
@@ -520,20 +545,9 @@ async fn another_applications_schema_is_refused() {
 async fn a_locked_table_answers_busy_within_the_statement_timeout_then_recovers() {
     let Some(url) = server() else { return };
     let schema = Schema::fresh(&url);
-    let store = schema
-        .options()
-        .statement_timeout(Duration::from_millis(300))
-        .connect()
-        .await
-        .unwrap();
+    let store = impatient(&schema).await;
     let mut locker = raw(&url).await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute(&format!(
-        "LOCK TABLE {}.deliveries IN ACCESS EXCLUSIVE MODE",
-        schema.quoted()
-    ))
-    .await
-    .unwrap();
+    let lock = lock_deliveries(&mut locker, &schema).await;
     let began = Instant::now();
     let error = store.insert(&delivery(1, "e")).await.unwrap_err();
     assert!(matches!(error, StoreError::Busy(_)), "{error:?}");
@@ -742,20 +756,9 @@ async fn a_batch_past_the_capacity_stores_what_fits_and_refuses_only_new_deliver
 async fn a_batch_whose_statement_fails_answers_every_caller_with_the_error() {
     let Some(url) = server() else { return };
     let schema = Schema::fresh(&url);
-    let store = schema
-        .options()
-        .statement_timeout(Duration::from_millis(300))
-        .connect()
-        .await
-        .unwrap();
+    let store = impatient(&schema).await;
     let mut locker = raw(&url).await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute(&format!(
-        "LOCK TABLE {}.deliveries IN ACCESS EXCLUSIVE MODE",
-        schema.quoted()
-    ))
-    .await
-    .unwrap();
+    let lock = lock_deliveries(&mut locker, &schema).await;
     let offered: Vec<Delivery> = (0..10).map(|n| delivery(n, "e")).collect();
     for answer in all(offered.iter().map(|d| store.insert(d))).await {
         assert!(matches!(answer, Err(StoreError::Busy(_))), "{answer:?}");

@@ -25,7 +25,7 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        handoff::Handoff,
+        handoff::{Handoff, SLOT_WAIT},
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Counts, DeliveryId, DeliveryState, EventCounts, Filter, Inserted,
@@ -479,6 +479,7 @@ impl Store for SqliteStore {
 
     fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
         Box::pin(async move {
+            self.shared.handoff.wait_for_slot(SLOT_WAIT).await;
             let record = Box::new(StoredDelivery::accepted(delivery));
             match self.write(Op::Insert(delivery.clone(), record)).await? {
                 Reply::Inserted(inserted) => Ok(inserted),
