@@ -20,7 +20,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{
+        atomic::{AtomicBool, Ordering::Relaxed},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
     time::Duration,
 };
 
@@ -89,21 +92,6 @@ impl Handoff {
         queued
     }
 
-    /// A store about to write a new delivery asks for one of the worker's slots: the lease to
-    /// claim it with, or `None` (no worker, or no free slot: store it pending).
-    ///
-    /// Every reservation ends in [`Handoff::deliver`] once the write is durable, or in
-    /// [`Handoff::cancel`] when it was not written.
-    pub(crate) fn reserve(&self) -> Option<Duration> {
-        let mut inner = self.lock();
-        let lease = inner.attached?;
-        if inner.held >= inner.capacity {
-            return None;
-        }
-        inner.held += 1;
-        Some(lease)
-    }
-
     /// Gives back `count` reservations whose writes did not happen.
     pub(crate) fn cancel(&self, count: usize) {
         if count > 0 {
@@ -114,28 +102,36 @@ impl Handoff {
         }
     }
 
-    /// Waits up to `limit` until the attached worker has a free slot; at once when no worker
-    /// is attached or a slot is free. A store calls it before it writes a new delivery.
-    pub(crate) async fn wait_for_slot(&self, limit: Duration) {
+    /// Reserves a slot of the attached worker for a new delivery, waiting up to `limit` while
+    /// every slot is taken. `None` at once when no worker is attached, or after `limit`: the
+    /// delivery is then stored pending. A store asks before it writes a new delivery.
+    pub(crate) async fn reserve_within(self: &Arc<Self>, limit: Duration) -> Option<Reservation> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
             {
-                let inner = self.lock();
-                if inner.attached.is_none() || inner.held < inner.capacity {
-                    return;
+                let mut inner = self.lock();
+                let lease = inner.attached?;
+                if inner.held < inner.capacity {
+                    inner.held += 1;
+                    return Some(Reservation {
+                        handoff: Arc::clone(self),
+                        lease,
+                        spent: AtomicBool::new(false),
+                    });
                 }
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() || timeout(left, freed).await.is_err() {
-                return;
+                return None;
             }
         }
     }
 
-    /// Passes deliveries claimed at insert to the worker, once their write is durable.
+    /// Passes deliveries claimed at insert to the worker, once their write is durable (their
+    /// reservations spent).
     pub(crate) fn deliver(&self, claimed: impl IntoIterator<Item = Claimed>) {
         let mut inner = self.lock();
         let before = inner.queue.len();
@@ -179,20 +175,59 @@ impl Handoff {
     }
 }
 
+/// A slot of the worker held for one new delivery: spent when the delivery is stored claimed
+/// (its slot then goes with the claimed delivery), given back when it is dropped unspent (a
+/// re-delivery, a full backlog, a failed write, a caller that went away).
+pub(crate) struct Reservation {
+    handoff: Arc<Handoff>,
+    lease: Duration,
+    spent: AtomicBool,
+}
+
+impl Reservation {
+    /// The lease to store the delivery claimed with.
+    pub(crate) const fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The delivery was stored claimed: its slot is the claimed delivery's now.
+    pub(crate) fn spend(&self) {
+        self.spent.store(true, Relaxed);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.spent.load(Relaxed) {
+            self.handoff.cancel(1);
+        }
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("lease", &self.lease)
+            .field("spent", &self.spent.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const LEASE: Duration = Duration::from_secs(30);
 
-    #[test]
-    fn claims_at_insert_only_for_an_attached_worker_with_a_free_slot() {
-        let handoff = Handoff::default();
-        assert_eq!(handoff.reserve(), None);
+    #[tokio::test]
+    async fn claims_at_insert_only_for_an_attached_worker_with_a_free_slot() {
+        let handoff = Arc::new(Handoff::default());
+        assert!(handoff.reserve_within(Duration::ZERO).await.is_none());
         assert!(handoff.attach(2, LEASE).is_some());
-        assert_eq!(handoff.reserve(), Some(LEASE));
+        let reserved = handoff.reserve_within(Duration::ZERO).await.expect("free");
+        reserved.spend();
         assert_eq!(handoff.take_slots(5), 1);
-        assert_eq!(handoff.reserve(), None);
+        assert!(handoff.reserve_within(Duration::ZERO).await.is_none());
         handoff.release_slots(1);
         assert_eq!(handoff.free(), 1);
         handoff.cancel(1);
@@ -201,47 +236,61 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_new_delivery_waits_for_a_free_slot_but_not_longer_than_its_limit() {
-        let handoff = std::sync::Arc::new(Handoff::default());
-        handoff.wait_for_slot(SLOT_WAIT).await; // no worker: at once
+        let handoff = Arc::new(Handoff::default());
+        assert!(
+            handoff.reserve_within(SLOT_WAIT).await.is_none(),
+            "no worker"
+        );
         let _ticket = handoff.attach(1, LEASE);
-        handoff.wait_for_slot(SLOT_WAIT).await; // a free slot: at once
-        assert_eq!(handoff.reserve(), Some(LEASE));
+        let first = handoff
+            .reserve_within(SLOT_WAIT)
+            .await
+            .expect("a free slot");
+        assert_eq!(first.lease(), LEASE);
+        first.spend();
+        drop(first);
         let began = tokio::time::Instant::now();
-        handoff.wait_for_slot(SLOT_WAIT).await;
+        assert!(handoff.reserve_within(SLOT_WAIT).await.is_none());
         assert_eq!(
             began.elapsed(),
             SLOT_WAIT,
             "every slot taken: waits out its limit"
         );
-        let freeing = std::sync::Arc::clone(&handoff);
+        let freeing = Arc::clone(&handoff);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(5)).await;
             freeing.release_slots(1);
         });
         let began = tokio::time::Instant::now();
-        handoff.wait_for_slot(SLOT_WAIT).await;
+        let second = handoff
+            .reserve_within(SLOT_WAIT)
+            .await
+            .expect("the slot given back");
         assert_eq!(
             began.elapsed(),
             Duration::from_millis(5),
             "until a slot is given back"
         );
+        drop(second);
+        assert_eq!(
+            handoff.free(),
+            1,
+            "an unspent reservation gives its slot back"
+        );
     }
 
-    #[test]
-    fn a_second_worker_is_not_attached_and_only_its_own_ticket_detaches_a_worker() {
-        let handoff = Handoff::default();
+    #[tokio::test]
+    async fn a_second_worker_is_not_attached_and_only_its_own_ticket_detaches_a_worker() {
+        let handoff = Arc::new(Handoff::default());
+        let reserve = || handoff.reserve_within(Duration::ZERO);
         let first = handoff.attach(1, LEASE).expect("attached");
         assert_eq!(handoff.attach(1, LEASE), None);
         assert!(handoff.detach(first).is_empty());
-        assert_eq!(handoff.reserve(), None);
+        assert!(reserve().await.is_none(), "detached");
         let second = handoff.attach(1, LEASE).expect("attached again");
         handoff.detach(first);
-        assert_eq!(
-            handoff.reserve(),
-            Some(LEASE),
-            "a stale ticket detaches nobody"
-        );
+        assert!(reserve().await.is_some(), "a stale ticket detaches nobody");
         handoff.detach(second);
-        assert_eq!(handoff.reserve(), None);
+        assert!(reserve().await.is_none());
     }
 }

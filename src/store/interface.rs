@@ -63,6 +63,10 @@ pub trait Store: Sealed + fmt::Debug + Send + Sync + 'static {
 
     /// Stores `delivery` unless its id is already stored, or the backlog is at capacity.
     ///
+    /// While a [`Worker`](crate::worker::Worker) of this process works on the store and every
+    /// one of its slots is taken, the insert first waits up to 20 ms for a free slot (flow
+    /// control); with a free slot, the delivery is stored claimed for that worker.
+    ///
     /// # Errors
     ///
     /// A [`StoreError`] when it could not be stored (full disk, I/O error, lock timeout,

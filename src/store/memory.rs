@@ -14,7 +14,7 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        handoff::{Handoff, SLOT_WAIT},
+        handoff::{Handoff, Reservation, SLOT_WAIT},
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Claimed, Counts, DeliveryId, DeliveryState, EventCounts, Filter,
@@ -52,7 +52,7 @@ struct Shared {
     /// The names of the [`Exclusive`] locks held now.
     locks: Arc<Mutex<HashSet<String>>>,
     /// Claims for this process's worker as deliveries are stored.
-    handoff: Handoff,
+    handoff: Arc<Handoff>,
 }
 
 #[derive(Default)]
@@ -128,7 +128,7 @@ impl MemoryStore {
                 window,
                 remembered: remembered.max(1),
                 locks: Arc::default(),
-                handoff: Handoff::default(),
+                handoff: Arc::default(),
             }),
         }
     }
@@ -159,7 +159,7 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn insert_now(&self, delivery: &Delivery) -> Inserted {
+    fn insert_now(&self, delivery: &Delivery, reserved: Option<&Reservation>) -> Inserted {
         let id = DeliveryId::of(delivery);
         let mut record = StoredDelivery::accepted(delivery);
         let digest = record.logical_key.take().as_deref().map(LogicalKey::digest);
@@ -182,17 +182,15 @@ impl MemoryStore {
         };
         state.entries.insert(id, entry);
         state.counts.pending += 1;
-        let handoff = &self.shared.handoff;
-        let reserved = handoff.reserve();
-        let handed = reserved.and_then(|lease| state.lease(id, SystemTime::now(), lease));
+        let handed = reserved.and_then(|slot| state.lease(id, SystemTime::now(), slot.lease()));
         if handed.is_none() {
             state.ready.push_back(id);
         }
         drop(state);
-        if let Some(claimed) = handed {
-            handoff.deliver([claimed]);
+        if let (Some(claimed), Some(slot)) = (handed, reserved) {
+            slot.spend();
+            self.shared.handoff.deliver([claimed]);
         } else {
-            handoff.cancel(usize::from(reserved.is_some()));
             self.shared.notify.notify_one();
         }
         Inserted::Stored
@@ -528,7 +526,7 @@ impl fmt::Debug for MemoryStore {
 
 impl Sealed for MemoryStore {
     fn handoff(&self) -> Option<&Handoff> {
-        Some(&self.shared.handoff)
+        Some(&*self.shared.handoff)
     }
 }
 
@@ -543,8 +541,9 @@ impl Store for MemoryStore {
 
     fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
         Box::pin(async move {
-            self.shared.handoff.wait_for_slot(SLOT_WAIT).await;
-            Ok(self.insert_now(delivery))
+            let reserved = self.shared.handoff.reserve_within(SLOT_WAIT).await;
+            // An unspent slot (a re-delivery, a full backlog) goes back as it is dropped.
+            Ok(self.insert_now(delivery, reserved.as_ref()))
         })
     }
 

@@ -64,7 +64,7 @@ use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
         error::StoreError,
-        handoff::{Handoff, SLOT_WAIT},
+        handoff::{Handoff, Reservation, SLOT_WAIT},
         interface::{ChangedFuture, Exclusive, Sealed, Store, StoreFuture},
         record::{
             Attempt, Claim, Claimed, Counts, DeliveryId, EventCounts, Filter, Inserted, Lease,
@@ -312,7 +312,7 @@ struct Database {
     insert_batches: AtomicU64,
     inserted: AtomicU64,
     /// Claims for this process's worker as deliveries are stored.
-    handoff: Handoff,
+    handoff: Arc<Handoff>,
 }
 
 impl Database {
@@ -355,38 +355,39 @@ impl Database {
     /// worker, while there is one, and is stored claimed for it; once the statement committed,
     /// those stored are handed over and the other slots given back.
     async fn insert(&self, batch: Vec<NewDelivery>) -> Result<Vec<Stored>, StoreError> {
-        let leases: Vec<Option<Duration>> = batch.iter().map(|_| self.handoff.reserve()).collect();
-        let reserved = leases.iter().flatten().count();
+        let leases: Vec<Option<Duration>> = batch
+            .iter()
+            .map(|new| new.slot.as_ref().map(Reservation::lease))
+            .collect();
+        // A slot not spent on a delivery stored claimed goes back when its `NewDelivery` is
+        // dropped: a re-delivery, no room, a failed batch.
         let stored = self
             .run(1, async |client, context| {
                 queries::insert(client, context, &batch, &leases).await
             })
             .await;
-        let stored = match stored {
-            Ok(stored) => stored,
-            Err(error) => {
-                self.handoff.cancel(reserved);
-                return Err(error);
-            }
-        };
+        let stored = stored?;
         self.insert_batches.fetch_add(1, Relaxed);
         self.inserted.fetch_add(batch.len() as u64, Relaxed);
         let handed: Vec<Claimed> = batch
             .into_iter()
             .zip(&stored)
             .filter_map(|(new, stored)| {
+                let expires_at = stored.leased_until?;
+                if let Some(slot) = &new.slot {
+                    slot.spend();
+                }
                 Some(Claimed {
                     delivery: new.delivery,
                     lease: Lease {
                         id: new.record.id,
                         token: 1,
-                        expires_at: stored.leased_until?,
+                        expires_at,
                     },
                     attempt: 1,
                 })
             })
             .collect();
-        self.handoff.cancel(reserved.saturating_sub(handed.len()));
         self.handoff.deliver(handed);
         Ok(stored)
     }
@@ -480,7 +481,7 @@ impl PostgresStore {
             statement_timeout: options.statement_timeout,
             insert_batches: AtomicU64::new(0),
             inserted: AtomicU64::new(0),
-            handoff: Handoff::default(),
+            handoff: Arc::default(),
         });
         Ok(Self {
             shared: Arc::new(Shared {
@@ -613,7 +614,7 @@ impl fmt::Debug for PostgresStore {
 
 impl Sealed for PostgresStore {
     fn handoff(&self) -> Option<&Handoff> {
-        Some(&self.shared.database.handoff)
+        Some(&*self.shared.database.handoff)
     }
 }
 
@@ -627,12 +628,12 @@ impl Store for PostgresStore {
     }
 
     fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
-        let new = NewDelivery {
-            record: StoredDelivery::accepted(delivery),
-            delivery: delivery.clone(),
-        };
         Box::pin(async move {
-            self.shared.database.handoff.wait_for_slot(SLOT_WAIT).await;
+            let new = NewDelivery {
+                record: StoredDelivery::accepted(delivery),
+                delivery: delivery.clone(),
+                slot: self.shared.database.handoff.reserve_within(SLOT_WAIT).await,
+            };
             let stored = self.shared.inserts.submit(new).await?;
             if stored.inserted == Inserted::Stored && stored.leased_until.is_none() {
                 // Stored pending: the workers of this process at once; the others by the

@@ -12,6 +12,7 @@ use tokio_postgres::{types::ToSql, Error};
 use crate::{
     core::{delivery::Delivery, key::LogicalKey},
     store::{
+        handoff::Reservation,
         postgres::{
             batcher::Weigh,
             rows::{self, micros, micros_until},
@@ -53,6 +54,8 @@ pub(crate) struct NewDelivery {
     pub(crate) record: StoredDelivery,
     /// The delivery itself, for this process's worker when it is stored claimed for it.
     pub(crate) delivery: Delivery,
+    /// The slot of this process's worker it is stored claimed for, if any.
+    pub(crate) slot: Option<Reservation>,
 }
 
 impl Weigh for NewDelivery {

@@ -479,9 +479,12 @@ impl Store for SqliteStore {
 
     fn insert<'a>(&'a self, delivery: &'a Delivery) -> StoreFuture<'a, Inserted> {
         Box::pin(async move {
-            self.shared.handoff.wait_for_slot(SLOT_WAIT).await;
+            let slot = self.shared.handoff.reserve_within(SLOT_WAIT).await;
             let record = Box::new(StoredDelivery::accepted(delivery));
-            match self.write(Op::Insert(delivery.clone(), record)).await? {
+            match self
+                .write(Op::Insert(delivery.clone(), record, slot))
+                .await?
+            {
                 Reply::Inserted(inserted) => Ok(inserted),
                 _ => Err(StoreError::unavailable("unexpected answer from the writer")),
             }

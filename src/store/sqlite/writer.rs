@@ -17,7 +17,7 @@ use crate::{
     store::sqlite::owners::Owners,
     store::{
         error::StoreError,
-        handoff::Handoff,
+        handoff::{Handoff, Reservation},
         record::{Attempt, Claim, Claimed, DeliveryId, Filter, Inserted, Lease, StoredDelivery},
         sqlite::{
             checkpoint::{self, Wal},
@@ -31,8 +31,8 @@ use crate::{
 /// What the writer is asked to do.
 pub(crate) enum Op {
     /// A delivery, with its record made by the caller (reading the body is no work for the
-    /// one writer).
-    Insert(Delivery, Box<StoredDelivery>),
+    /// one writer), and the slot of this process's worker it is stored claimed for, if any.
+    Insert(Delivery, Box<StoredDelivery>, Option<Reservation>),
     Claim {
         max: usize,
         lease: Duration,
@@ -72,6 +72,16 @@ pub(crate) enum Reply {
 pub(crate) struct Command {
     pub(crate) op: Op,
     pub(crate) reply: oneshot::Sender<Result<Reply, StoreError>>,
+}
+
+impl Command {
+    /// Answers the caller once what the command holds is let go (a worker's slot it did not
+    /// use is free again before the caller hears back).
+    fn answer(self, result: Result<Reply, StoreError>) {
+        let Self { op, reply } = self;
+        drop(op);
+        let _ = reply.send(result);
+    }
 }
 
 /// Counters of the writer's work, for benchmarks and operators.
@@ -157,7 +167,7 @@ impl Writer {
                     tracing::error!(error = %error, "the SQLite store rolled a batch back");
                     self.handoff.cancel(effect.handed.len());
                     for command in batch {
-                        let _ = command.reply.send(Err(error.again()));
+                        command.answer(Err(error.again()));
                     }
                     return;
                 }
@@ -178,7 +188,7 @@ impl Writer {
         }
         self.handoff.deliver(effect.handed);
         for (command, result) in batch.into_iter().zip(results) {
-            let _ = command.reply.send(result);
+            command.answer(result);
         }
         checkpoint::restart_if_long(&self.connection, &self.wal);
     }
@@ -218,9 +228,9 @@ impl Writer {
     fn apply(&mut self, op: &Op, effect: &mut Effect) -> Result<Reply, StoreError> {
         let sqlite = |error: rusqlite::Error| rows::error(&error);
         match op {
-            Op::Insert(delivery, record) => {
-                self.insert(delivery, record, effect).map(Reply::Inserted)
-            }
+            Op::Insert(delivery, record, slot) => self
+                .insert(delivery, record, slot.as_ref(), effect)
+                .map(Reply::Inserted),
             Op::Claim { max, lease } => self.claim(*max, *lease).map(Reply::Claim),
             Op::Settle {
                 lease,
@@ -279,6 +289,7 @@ impl Writer {
         &mut self,
         delivery: &Delivery,
         record: &StoredDelivery,
+        slot: Option<&Reservation>,
         effect: &mut Effect,
     ) -> Result<Inserted, StoreError> {
         let id = record.id;
@@ -299,9 +310,8 @@ impl Writer {
                 Inserted::Full
             });
         }
-        // Claimed for this process's worker in the same write when it has a free slot.
-        let lease = self.handoff.reserve();
-        let expires_at = lease.map(|lease| micros(SystemTime::now() + lease));
+        // Claimed for this process's worker in the same write when it has a slot for it.
+        let expires_at = slot.map(|slot| micros(SystemTime::now() + slot.lease()));
         let inserted = self
             .connection
             .prepare_cached(sql::INSERT)
@@ -322,18 +332,15 @@ impl Writer {
                 ])
             })
             .map_err(|error| rows::error(&error));
-        let inserted = match inserted {
-            Ok(inserted) => inserted,
-            Err(error) => {
-                self.handoff.cancel(usize::from(lease.is_some()));
-                return Err(error);
-            }
-        };
-        if inserted == 0 {
-            self.handoff.cancel(usize::from(lease.is_some()));
+        // An unspent slot goes back when its command is dropped, after the answer.
+        if inserted? == 0 {
             return Ok(Inserted::Duplicate);
         }
         effect.backlog += 1;
+        if let Some(slot) = slot {
+            // A rolled-back batch gives the slots of what it handed back (`execute`).
+            slot.spend();
+        }
         match expires_at {
             Some(expires_at) => effect.handed.push(Claimed {
                 delivery: delivery.clone(),
@@ -550,7 +557,7 @@ fn dead_ids(connection: &Connection, filter: &Filter) -> rusqlite::Result<Vec<De
 
 fn answer_all(batch: Vec<Command>, error: &rusqlite::Error) {
     for command in batch {
-        let _ = command.reply.send(Err(rows::error(error)));
+        command.answer(Err(rows::error(error)));
     }
 }
 
