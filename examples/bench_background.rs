@@ -392,7 +392,9 @@ mod load {
                 ok: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
                 other: AtomicU64::new(0),
-                next: AtomicU64::new(0),
+                // Numbered from the clock, so no run repeats an earlier run's deliveries: a
+                // repeated body is a re-delivery, answered without being stored or handled.
+                next: AtomicU64::new(first_number()),
                 latencies: std::sync::Mutex::new(Vec::new()),
             });
             let stop = Instant::now() + Duration::from_secs_f64(seconds);
@@ -480,6 +482,14 @@ mod load {
     }
 
     /// A `size`-byte order envelope naming order `n`: every body is another delivery.
+    /// The first delivery number of a run: the nanoseconds since the epoch, far beyond the
+    /// numbers an earlier run on this machine used.
+    fn first_number() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX / 2))
+    }
+
     fn body(n: u64, size: usize) -> String {
         let head = format!(r#"{{"data":{{"id":"ord_{n}","note":""#);
         let tail = r#""},"event":"order_status_update","created_at":"2024-06-03T13:14:46.501Z"}"#;
