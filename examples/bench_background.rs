@@ -487,7 +487,9 @@ mod load {
     fn first_number() -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX / 2))
+            .map_or(0, |since| {
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX / 2)
+            })
     }
 
     fn body(n: u64, size: usize) -> String {
