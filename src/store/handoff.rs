@@ -96,9 +96,13 @@ impl Handoff {
     pub(crate) fn cancel(&self, count: usize) {
         if count > 0 {
             let mut inner = self.lock();
+            // Only a new delivery that found every slot taken waits for one.
+            let waited_on = inner.held >= inner.capacity;
             inner.held = inner.held.saturating_sub(count);
             drop(inner);
-            self.freed.notify_waiters();
+            if waited_on {
+                self.freed.notify_waiters();
+            }
         }
     }
 
@@ -106,28 +110,42 @@ impl Handoff {
     /// every slot is taken. `None` at once when no worker is attached, or after `limit`: the
     /// delivery is then stored pending. A store asks before it writes a new delivery.
     pub(crate) async fn reserve_within(self: &Arc<Self>, limit: Duration) -> Option<Reservation> {
+        // The common case, a free slot or no worker, takes the lock once and waits for nothing.
+        if let Ok(answer) = self.try_reserve() {
+            return answer;
+        }
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
+            // Registered before the second look, so a slot given back in between wakes it.
             freed.as_mut().enable();
-            {
-                let mut inner = self.lock();
-                let lease = inner.attached?;
-                if inner.held < inner.capacity {
-                    inner.held += 1;
-                    return Some(Reservation {
-                        handoff: Arc::clone(self),
-                        lease,
-                        spent: AtomicBool::new(false),
-                    });
-                }
+            if let Ok(answer) = self.try_reserve() {
+                return answer;
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() || timeout(left, freed).await.is_err() {
                 return None;
             }
         }
+    }
+
+    /// A slot when one is free, `None` when no worker is attached, `Err` while every slot is
+    /// taken.
+    fn try_reserve(self: &Arc<Self>) -> Result<Option<Reservation>, Full> {
+        let mut inner = self.lock();
+        let Some(lease) = inner.attached else {
+            return Ok(None);
+        };
+        if inner.held >= inner.capacity {
+            return Err(Full);
+        }
+        inner.held += 1;
+        Ok(Some(Reservation {
+            handoff: Arc::clone(self),
+            lease,
+            spent: AtomicBool::new(false),
+        }))
     }
 
     /// Passes deliveries claimed at insert to the worker, once their write is durable (their
@@ -174,6 +192,10 @@ impl Handoff {
         self.cancel(count);
     }
 }
+
+/// Every slot of the worker is taken.
+#[derive(Debug)]
+struct Full;
 
 /// A slot of the worker held for one new delivery: spent when the delivery is stored claimed
 /// (its slot then goes with the claimed delivery), given back when it is dropped unspent (a
