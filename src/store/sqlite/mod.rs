@@ -656,13 +656,7 @@ fn event_counts(connection: &Connection) -> rusqlite::Result<Vec<EventCounts>> {
     let snapshot = connection.unchecked_transaction()?;
     let mut events: Vec<EventCounts> = Vec::new();
     let mut totals = Vec::new();
-    for row in snapshot
-        .prepare_cached(sql::EVENT_TOTALS)?
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })?
-    {
-        let (event, total) = row?;
+    for (event, total) in per_event(&snapshot, sql::EVENT_TOTALS)? {
         totals.push(u64::try_from(total).unwrap_or(0));
         events.push(EventCounts {
             event,
@@ -676,13 +670,7 @@ fn event_counts(connection: &Connection) -> rusqlite::Result<Vec<EventCounts>> {
                 .add(state, u64::try_from(count).unwrap_or(0));
         }
     };
-    for row in snapshot
-        .prepare_cached(sql::EVENT_DEAD)?
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })?
-    {
-        let (event, count) = row?;
+    for (event, count) in per_event(&snapshot, sql::EVENT_DEAD)? {
         of(&event, DeliveryState::Dead, count);
     }
     for row in snapshot
@@ -704,6 +692,14 @@ fn event_counts(connection: &Connection) -> rusqlite::Result<Vec<EventCounts>> {
     }
     snapshot.finish()?;
     Ok(events)
+}
+
+/// The rows of a count by event: `(event, count)`.
+fn per_event(connection: &Connection, sql: &str) -> rusqlite::Result<Vec<(String, i64)>> {
+    connection
+        .prepare_cached(sql)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect()
 }
 
 fn get(connection: &Connection, id: &DeliveryId) -> rusqlite::Result<Option<StoredDelivery>> {
