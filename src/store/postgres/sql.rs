@@ -77,6 +77,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX deliveries_dead_event_listed
         ON {schema}.deliveries ((coalesce(event, event_header, '-')), received_at, id)
         WHERE state = 3;",
+    // 4: a successful attempt lives in its delivery's row, as in the SQLite store: a row of
+    // `attempts` for every handled delivery cost an insert, two index entries and the foreign
+    // key's check (a lock on the delivery's row) per delivery. Attempts recorded before stay
+    // where they are.
+    "ALTER TABLE {schema}.deliveries
+        ADD COLUMN last_started_at timestamptz,
+        ADD COLUMN last_duration_us bigint;",
 ];
 
 /// The state numbers in the `state` column (as in the SQLite store).
@@ -238,8 +245,9 @@ const CLAIM: &str = "WITH due AS (
 /// One array per column, a lease at each position: `$1` ids, `$2` tokens, `$3` the state it
 /// ends in (pending for a retry, handled, dead letter), `$4` for a retry the microseconds from
 /// now until it is due, `$5` when the attempt started, `$6` its microseconds, `$7` its error.
-/// A handled delivery drops its body and error; a dead letter keeps its body, the error as its
-/// reason.
+/// A handled delivery drops its body and error and keeps its successful attempt in its own
+/// row (`last_started_at`, `last_duration_us`); a failed attempt is a row of `attempts`. A dead
+/// letter keeps its body, the error as its reason.
 const SETTLE: &str = "WITH lease AS (
         SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::smallint[], $4::bigint[],
                 $5::timestamptz[], $6::bigint[], $7::text[])
@@ -251,13 +259,16 @@ const SETTLE: &str = "WITH lease AS (
             due_at = CASE WHEN lease.state = 0
                 THEN now() + lease.retry_us * interval '1 microsecond' END,
             last_error = CASE WHEN lease.state = 2 THEN NULL ELSE lease.error END,
-            finished_at = CASE WHEN lease.state = 0 THEN d.finished_at ELSE now() END
+            finished_at = CASE WHEN lease.state = 0 THEN d.finished_at ELSE now() END,
+            last_started_at = CASE WHEN lease.state = 2 THEN lease.started_at END,
+            last_duration_us = CASE WHEN lease.state = 2 THEN lease.duration_us END
         FROM lease
         WHERE d.id = lease.id AND d.token = lease.token AND d.state = 1
-        RETURNING d.seq, lease.n, lease.started_at, lease.duration_us, lease.error
+        RETURNING d.seq, lease.n, lease.state AS outcome, lease.started_at, lease.duration_us,
+            lease.error
     ), recorded AS (
         INSERT INTO {schema}.attempts (delivery_seq, started_at, duration_us, error)
-        SELECT seq, started_at, duration_us, error FROM settled ORDER BY n
+        SELECT seq, started_at, duration_us, error FROM settled WHERE outcome <> 2 ORDER BY n
     )
     SELECT n FROM settled";
 
@@ -328,8 +339,16 @@ const GET: &str = "SELECT seq, id, state, event, data_id, event_header, signatur
     recovered_from
     FROM {schema}.deliveries WHERE id = $1::bytea";
 
-const HISTORY: &str = "SELECT started_at, duration_us, error FROM {schema}.attempts
-    WHERE delivery_seq = $1::bigint ORDER BY seq";
+/// The attempts of the delivery `$1` (seq), oldest first: the failed ones, then the successful
+/// one of a handled delivery, which its row holds (one recorded before migration 4 is a row of
+/// `attempts`, and the row's columns are empty).
+const HISTORY: &str = "SELECT started_at, duration_us, error FROM (
+        SELECT 0 AS part, seq, started_at, duration_us, error FROM {schema}.attempts
+        WHERE delivery_seq = $1::bigint
+        UNION ALL
+        SELECT 1, seq, last_started_at, last_duration_us, NULL::text FROM {schema}.deliveries
+        WHERE seq = $1::bigint AND state = 2 AND last_started_at IS NOT NULL
+    ) AS history ORDER BY part, seq";
 
 /// The ids whose lower-case hex starts with `$1` (hex digits only), at most two.
 const RESOLVE: &str = "SELECT id FROM {schema}.deliveries

@@ -525,6 +525,70 @@ async fn a_schema_of_the_first_version_is_migrated_with_its_deliveries_kept() {
 }
 
 #[tokio::test]
+async fn a_handled_delivery_keeps_its_attempt_in_its_row_and_an_older_one_in_attempts() {
+    let Some(url) = server() else { return };
+    let schema = Schema::fresh(&url);
+    let statements = sql::Statements::new(&schema.name);
+    let client = raw(&url).await;
+    let versions = format!(
+        "INSERT INTO {}.schema_version (version) VALUES (1), (2), (3);",
+        schema.quoted()
+    );
+    client
+        .batch_execute(&format!(
+            "{}; {}; {}; {}; {}; {versions}",
+            statements.create_schema,
+            statements.create_version_table,
+            statements.migrations[0],
+            statements.migrations[1],
+            statements.migrations[2],
+        ))
+        .await
+        .unwrap();
+    let old = conformance::delivery(1, "order_status_update");
+    client
+        .execute(
+            &format!(
+                "WITH handled AS (
+                    INSERT INTO {0}.deliveries (id, state, signature_header, secret_index,
+                        received_at, finished_at)
+                    VALUES ($1, 2, 0, 0, now(), now()) RETURNING seq)
+                 INSERT INTO {0}.attempts (delivery_seq, started_at, duration_us)
+                 SELECT seq, now(), 7 FROM handled",
+                schema.quoted()
+            ),
+            &[&DeliveryId::of(&old).as_bytes().as_slice()],
+        )
+        .await
+        .unwrap();
+    let store = schema.options().connect().await.unwrap();
+    let before = store.get(&DeliveryId::of(&old)).await.unwrap().unwrap();
+    assert_eq!(
+        before.history.len(),
+        1,
+        "the attempt recorded before migration 4"
+    );
+    store.insert(&delivery(2, "e")).await.unwrap();
+    let claimed = conformance::claim_one(&store).await;
+    store
+        .complete(&claimed.lease, &conformance::attempt(None))
+        .await
+        .unwrap();
+    let handled = store.get(&claimed.lease.id).await.unwrap().unwrap();
+    assert_eq!(handled.history.len(), 1);
+    assert_eq!(handled.history[0].error, None);
+    let rows: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {}.attempts", schema.quoted()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "a successful attempt is no row of attempts");
+}
+
+#[tokio::test]
 async fn another_applications_schema_is_refused() {
     let Some(url) = server() else { return };
     let schema = Schema::fresh(&url);
