@@ -376,12 +376,15 @@ fn open_connection(
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
-        // A larger page cache and memory-mapped reads: the id index is read at random. The
-        // checkpoints are the checkpointer's, never a commit's; a WAL started over is cut
-        // back to 64 MiB.
+        // Memory-mapped reads, and a small page cache: a B-tree split that reorders its new
+        // pages parks one under a page number past the pending-byte page (1 GiB), so that
+        // every commit of a file below 1 GiB then walks the whole cache to drop pages past
+        // the file's end. A 2 MiB cache makes that walk short; mapped reads keep the random
+        // reads of the id index cheap. The checkpoints are the checkpointer's, never a
+        // commit's; a WAL started over is cut back to 64 MiB.
         connection
             .execute_batch(&format!(
-                "PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -16384; \
+                "PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -2048; \
                  PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 0; \
                  PRAGMA journal_size_limit = 67108864;"
             ))
