@@ -57,7 +57,9 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    entries: IdMap<Entry>,
+    /// Boxed, so that the table moves a pointer, not a record, when it grows or rehashes: it
+    /// holds every remembered handled id, and ids come and go all the time.
+    entries: IdMap<Box<Entry>>,
     /// The id of the delivery holding each logical key, by the key's digest.
     keys: HashMap<[u8; 32], DeliveryId, std::hash::BuildHasherDefault<IdHasher>>,
     checkpoints: HashMap<String, String>,
@@ -180,7 +182,7 @@ impl MemoryStore {
             token: 0,
             key: digest,
         };
-        state.entries.insert(id, entry);
+        state.entries.insert(id, Box::new(entry));
         state.counts.pending += 1;
         let handed = reserved.and_then(|slot| state.lease(id, SystemTime::now(), slot.lease()));
         if handed.is_none() {
