@@ -161,13 +161,12 @@ impl Delivery {
     /// deliveries).
     #[must_use]
     pub fn id(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         self.signature().as_bytes()[..8]
             .iter()
-            .fold(String::with_capacity(16), |mut id, byte| {
-                use std::fmt::Write as _;
-                let _ = write!(id, "{byte:02x}");
-                id
-            })
+            .flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]])
+            .map(char::from)
+            .collect()
     }
 
     /// Which header carried the signature.
@@ -329,6 +328,9 @@ mod tests {
         assert_eq!(first.id(), again.id());
         assert_ne!(first.id(), other.id());
         assert_eq!(first.id().len(), 16);
+        let bytes = &first.signature().as_bytes()[..8];
+        let hex = format!("{:016x}", u64::from_be_bytes(bytes.try_into().unwrap()));
+        assert_eq!(first.id(), hex, "the MAC's first 8 bytes in lower-case hex");
     }
 
     #[test]
