@@ -262,12 +262,17 @@ fi
 # ---- The background mode: deliveries that got a 200 and were handled, per second ----
 BACKGROUND=(layered-answer background-memory-axum background-memory-actix background-sqlite-axum
   background-sqlite-actix naive-sqlite)
-# The PostgreSQL contender needs a server: BENCH_POSTGRES_URL (or PRINTONE_TEST_POSTGRES_URL); each
-# run uses a schema of its own there, dropped at the end.
+# The PostgreSQL contenders need a server: BENCH_POSTGRES_URL (or PRINTONE_TEST_POSTGRES_URL). One
+# receiver, and three replicas of one store (each a process of its own, on the same server core,
+# sharing one schema; the load spreads its connections over them), each in a schema of its own
+# there, dropped before the run.
 BENCH_POSTGRES_URL=${BENCH_POSTGRES_URL:-${PRINTONE_TEST_POSTGRES_URL:-}}
 if [[ -n $BENCH_POSTGRES_URL ]]; then
-  BACKGROUND+=(background-postgres-axum)
+  BACKGROUND+=(background-postgres-axum background-postgres-3-replicas)
 fi
+# The three replicas of background-postgres-3-replicas share a schema of their own, on the
+# same server core as every contender; the load spreads its connections over them.
+REPLICA_PORTS=($((BASE_PORT + 40)) $((BASE_PORT + 41)) $((BASE_PORT + 42)))
 log "== building the background-mode contenders (ring backend)"
 cargo build --release --quiet --example bench_background --features actix-web,sqlite,postgres,ring
 cp "${CARGO_TARGET_DIR:-target}/release/examples/bench_background" "$work/background"
@@ -291,16 +296,35 @@ bg_start() {
     background-sqlite-actix) "${server_pin[@]}" "$work/background" background-actix "sqlite:$BENCH_DB_DIR/actix.db" "$addr" & ;;
     naive-sqlite) "${server_pin[@]}" "$work/background" naive-sqlite "$BENCH_DB_DIR/naive.db" "$addr" & ;;
     background-postgres-axum) "${server_pin[@]}" "$work/background" background-axum "$BENCH_POSTGRES_URL" "$addr" & ;;
+    background-postgres-3-replicas)
+      for port in "${REPLICA_PORTS[@]}"; do
+        BENCH_POSTGRES_SCHEMA=printone_webhooks_bench_3 "${server_pin[@]}" "$work/background" \
+          background-axum "$BENCH_POSTGRES_URL" "127.0.0.1:$port" &
+        pids+=($!)
+      done
+      return ;;
   esac
   pids+=($!)
 }
+# bg_ports NAME: the ports of a contender's receivers.
+bg_ports() {
+  if [[ $1 == background-postgres-3-replicas ]]; then echo "${REPLICA_PORTS[@]}"; else bg_port_of "$1"; fi
+}
+# bg_urls NAME: the webhook URLs of a contender's receivers, comma-separated.
+bg_urls() {
+  local port urls=()
+  for port in $(bg_ports "$1"); do urls+=("http://127.0.0.1:$port/webhooks/printone"); done
+  (IFS=,; echo "${urls[*]}")
+}
 if [[ -n $BENCH_POSTGRES_URL ]]; then
   need psql postgresql-client
-  psql -q "$BENCH_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS printone_webhooks_bench CASCADE" >/dev/null
+  for schema in printone_webhooks_bench printone_webhooks_bench_3; do
+    psql -q "$BENCH_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null
+  done
 fi
 for name in "${BACKGROUND[@]}"; do bg_start "$name"; done
 for name in "${BACKGROUND[@]}"; do
-  port=$(bg_port_of "$name")
+  for port in $(bg_ports "$name"); do
   for _ in $(seq 100); do
     [[ $(status "$port" "$work/body-1024" "$(cat "$work/sig-1024")") == 200 ]] && break
     sleep 0.1
@@ -309,12 +333,13 @@ for name in "${BACKGROUND[@]}"; do
     || { log "$name does not answer 200 to a signed delivery"; exit 1; }
   [[ $(status "$port" "$work/body-1024" "$(cat "$work/sig-65536")") == 401 ]] \
     || { log "$name does not refuse a wrong signature"; exit 1; }
+  done
 done
 # bg_load NAME: one run of the load generator, its line appended to the results.
 bg_load() {
   local name=$1 line
   line=$(timeout $((ROUND_SECONDS + 150)) "${client_pin[@]}" "$work/background" load \
-    "http://127.0.0.1:$(bg_port_of "$name")/webhooks/printone" "$ROUND_SECONDS" "$CONNECTIONS" 1024)
+    "$(bg_urls "$name")" "$ROUND_SECONDS" "$CONNECTIONS" 1024)
   echo "$line" >>"$work/bg-$name"
   log "   $name: $line"
 }
@@ -375,9 +400,9 @@ fi
 echo
 echo "background mode, 1 KiB, $CONNECTIONS connections, median of $ROUNDS rounds of ${ROUND_SECONDS}s; rate = deliveries that got a 200 and were handled within the run, per second"
 echo "(SQLite files in $BENCH_DB_DIR: fsync of a 4 KiB write there takes ${fsync_us} us)"
-printf '%-26s %9s %9s %9s %9s %9s %9s %12s\n' contender rate/s "200s" "503s" p50_us p99_us rows/commit peak_rss_kb
+printf '%-32s %9s %9s %9s %9s %9s %9s %12s\n' contender rate/s "200s" "503s" p50_us p99_us rows/commit peak_rss_kb
 for name in "${BACKGROUND[@]}"; do
-  printf '%-26s %9s %9s %9s %9s %9s %9s %12s\n' "$name" "$(bg rate "$name")" "$(bg ok "$name")" \
+  printf '%-32s %9s %9s %9s %9s %9s %9s %12s\n' "$name" "$(bg rate "$name")" "$(bg ok "$name")" \
     "$(bg refused "$name")" "$(bg p50_us "$name")" "$(bg p99_us "$name")" \
     "$(bg rows_per_commit "$name")" "$(bg peak_rss_kb "$name")"
 done
@@ -389,6 +414,7 @@ echo "ratio background-sqlite/background-memory 1KiB = $(bg_ratio background-sql
 echo "ratio background-sqlite/naive-sqlite 1KiB = $(bg_ratio background-sqlite-axum naive-sqlite)"
 if [[ -n $BENCH_POSTGRES_URL ]]; then
   echo "ratio background-postgres/background-memory 1KiB = $(bg_ratio background-postgres-axum background-memory-axum)"
+  echo "ratio background-postgres-3-replicas/background-postgres 1KiB = $(bg_ratio background-postgres-3-replicas background-postgres-axum)"
 fi
 [[ $BACKGROUND_ONLY == 1 ]] && exit 0
 echo

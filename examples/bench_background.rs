@@ -11,6 +11,8 @@
 //! BENCH_SECRET=s3cr3t $B naive-sqlite /var/tmp/naive.db 127.0.0.1:3104
 //! BENCH_SECRET=s3cr3t $B layered-axum 127.0.0.1:3105
 //! BENCH_SECRET=s3cr3t $B load http://127.0.0.1:3101/webhooks/printone 5 32 1024
+//! # replicas of one store: the connections are spread over them, the counts summed
+//! BENCH_SECRET=s3cr3t $B load http://127.0.0.1:3106/webhooks/printone,http://127.0.0.1:3107/webhooks/printone 5 32 1024
 //! $B fsync-probe /var/tmp 200
 //! ```
 //!
@@ -80,7 +82,7 @@ fn main() -> Result<()> {
         _ => Err(
             "usage: bench_background background-axum|background-actix STORE ADDR \
                   | naive-sqlite PATH ADDR | layered-axum ADDR \
-                  | load URL SECONDS CONNECTIONS SIZE | fsync-probe DIR COUNT"
+                  | load URL[,URL...] SECONDS CONNECTIONS SIZE | fsync-probe DIR COUNT"
                 .into(),
         ),
     }
@@ -154,12 +156,17 @@ fn peak_rss_kb() -> u64 {
 }
 
 /// Opens the store; a SQLite one is opened directly so its commit counters can be read, a
-/// PostgreSQL one in the schema `printone_webhooks_bench` (compare.sh drops it before a run).
+/// PostgreSQL one in the schema `BENCH_POSTGRES_SCHEMA` (default `printone_webhooks_bench`;
+/// compare.sh drops it before a run).
 async fn open_counted(url: &str) -> Result<SharedStore> {
     #[cfg(feature = "postgres")]
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = printone_webhooks::store::PostgresOptions::new(url)
-            .schema("printone_webhooks_bench")
+            .schema(
+                std::env::var("BENCH_POSTGRES_SCHEMA")
+                    .as_deref()
+                    .unwrap_or("printone_webhooks_bench"),
+            )
             .capacity(100_000)
             .pool_size(32)
             .connect()
@@ -368,26 +375,22 @@ mod load {
         latencies: std::sync::Mutex<Vec<u32>>,
     }
 
+    /// Loads the receivers at `urls` (comma-separated: replicas of one store), spreading the
+    /// connections over them in turn; counts, memory and commits are those of all of them.
     pub(super) fn run(
         secret: &Secret,
-        url: &str,
+        urls: &str,
         seconds: f64,
         connections: usize,
         size: usize,
     ) -> Result<()> {
-        let rest = url.strip_prefix("http://").ok_or("an http:// URL")?;
-        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let host = host.to_owned();
-        let path = if path.is_empty() {
-            "/".to_owned()
-        } else {
-            path.to_owned()
-        };
+        let targets = urls.split(',').map(target).collect::<Result<Vec<_>>>()?;
+        let hosts: Vec<String> = targets.iter().map(|(host, _)| host.clone()).collect();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         runtime.block_on(async move {
-            let before = settled(&host).await?;
+            let before = settled(&hosts).await?;
             let tally = Arc::new(Tally {
                 ok: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
@@ -400,9 +403,9 @@ mod load {
             let stop = Instant::now() + Duration::from_secs_f64(seconds);
             let started = Instant::now();
             let tasks: Vec<_> = (0..connections)
-                .map(|_| {
-                    let (tally, secret, host, path) =
-                        (Arc::clone(&tally), secret.clone(), host.clone(), path.clone());
+                .map(|n| {
+                    let (host, path) = targets[n % targets.len()].clone();
+                    let (tally, secret) = (Arc::clone(&tally), secret.clone());
                     tokio::spawn(async move { connection(&tally, &secret, &host, &path, size, stop).await })
                 })
                 .collect();
@@ -412,8 +415,8 @@ mod load {
             let elapsed = started.elapsed().as_secs_f64();
             // What was accepted and handled within the run: the handled count right after the
             // load stopped (deliveries still waiting do not count).
-            let after = handled(&host).await?;
-            let line = stats_line(&host).await?;
+            let after = handled(&hosts).await?;
+            let (commits, commands, rss) = totals(&hosts).await?;
             let ok = tally.ok.load(Relaxed);
             let in_run = after.saturating_sub(before).min(ok);
             let mut latencies = tally.latencies.lock().map_err(|_| "poisoned")?.clone();
@@ -423,7 +426,6 @@ mod load {
                 let index = ((latencies.len().saturating_sub(1)) as f64 * q) as usize;
                 latencies.get(index).copied().unwrap_or(0)
             };
-            let (commits, commands, rss) = parse_stats(&line);
             #[allow(clippy::cast_precision_loss)]
             let rows = if commits > 0 { commands as f64 / commits as f64 } else { 0.0 };
             #[allow(clippy::cast_precision_loss)]
@@ -437,9 +439,27 @@ mod load {
             );
             // The next contender shares this server's core: let this one's worker finish
             // what it accepted first, so it takes no time from the next run.
-            settled(&host).await?;
+            settled(&hosts).await?;
             Ok(())
         })
+    }
+
+    /// The host and path of an `http://` URL.
+    fn target(url: &str) -> Result<(String, String)> {
+        let rest = url.strip_prefix("http://").ok_or("an http:// URL")?;
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        Ok((host.to_owned(), path.to_owned()))
+    }
+
+    /// Commits, commands and peak memory summed over the receivers.
+    async fn totals(hosts: &[String]) -> Result<(u64, u64, u64)> {
+        let mut sum = (0, 0, 0);
+        for host in hosts {
+            let (commits, commands, rss) = parse_stats(&stats_line(host).await?);
+            sum = (sum.0 + commits, sum.1 + commands, sum.2 + rss);
+        }
+        Ok(sum)
     }
 
     async fn connection(
@@ -548,14 +568,14 @@ mod load {
             .to_owned())
     }
 
-    /// The handled count once it stopped moving (what an earlier run left is handled first),
-    /// or after 60 s.
-    async fn settled(host: &str) -> Result<u64> {
+    /// The handled count of the receivers once it stopped moving (what an earlier run left
+    /// is handled first), or after 60 s.
+    async fn settled(hosts: &[String]) -> Result<u64> {
         let give_up = Instant::now() + Duration::from_secs(60);
-        let mut last = handled(host).await?;
+        let mut last = handled(hosts).await?;
         loop {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let now = handled(host).await?;
+            let now = handled(hosts).await?;
             if now == last || Instant::now() > give_up {
                 return Ok(now);
             }
@@ -563,9 +583,13 @@ mod load {
         }
     }
 
-    async fn handled(host: &str) -> Result<u64> {
-        let line = stats_line(host).await?;
-        Ok(field(&line, "handled"))
+    /// Deliveries the receivers handled, summed.
+    async fn handled(hosts: &[String]) -> Result<u64> {
+        let mut sum = 0;
+        for host in hosts {
+            sum += field(&stats_line(host).await?, "handled");
+        }
+        Ok(sum)
     }
 
     fn field(line: &str, name: &str) -> u64 {
