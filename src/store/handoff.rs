@@ -12,7 +12,7 @@
 //! claimed at insert, what it claims from the store, and what runs.
 //!
 //! It is also the receiver's flow control. While every slot is taken, a new delivery waits
-//! up to [`SLOT_WAIT`] for one before it is stored pending ([`Handoff::wait_for_slot`]): the
+//! up to [`SLOT_WAIT`] for one before it is stored pending ([`Handoff::reserve_within`]): the
 //! worker and the requests share the process's cores, and a receiver that answers faster than
 //! its worker handles would otherwise grow a backlog, store it, claim it back and write each
 //! delivery three times over while the load lasts. The sender waits a few milliseconds more

@@ -253,7 +253,7 @@ impl fmt::Debug for Exclusive {
 /// A store shared by the receivers and workers of a process: any [`Store`] behind an `Arc`.
 ///
 /// Every API that takes a store takes `impl Into<SharedStore>`, so a concrete store (cheap to
-/// clone) or one chosen at run time (`Arc<dyn Store>`, or what [`open`](crate::store::open)
+/// clone) or one chosen at run time (`Arc<dyn Store>`, or what [`open`](fn@crate::store::open)
 /// returns) both fit.
 #[derive(Clone)]
 pub struct SharedStore(std::sync::Arc<dyn Store>);

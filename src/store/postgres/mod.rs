@@ -7,7 +7,8 @@
 //! time on connections of their own; each insert returns only once the server answered that
 //! statement, after its commit. A batch that fails fails each of its inserts with the same
 //! error. Completions, retries and dead letters are batched the same way, one `UPDATE … FROM
-//! unnest(…)` per batch that also records the attempts. Workers of every replica claim with
+//! unnest(…)` per batch that also records the failed attempts (a successful one stays in the
+//! delivery's row). Workers of every replica claim with
 //! `FOR UPDATE SKIP LOCKED`, each claim a lease and a fencing token, and the statement that
 //! stores a batch sends one `NOTIFY` that wakes idle workers everywhere when it stored any
 //! delivery pending.

@@ -100,7 +100,7 @@ fn fresh_id() -> i64 {
 }
 
 /// Takes the lock `name` of the store at `database`: a file in `<database>-locks/`, locked
-/// exclusively, which the kernel releases when the [`Exclusive`] is dropped or the process dies.
+/// exclusively, which the kernel releases when the [`Exclusive`](crate::store::Exclusive) is dropped or the process dies.
 /// `None` when another holder has it (in this process or another).
 pub(crate) fn try_exclusive(
     database: &Path,
